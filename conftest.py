@@ -1,0 +1,3 @@
+"""Fixtures shared by every test in the repository come from one plugin."""
+
+pytest_plugins = ["corral_testing.plugin"]

@@ -1,0 +1,103 @@
+"""The runner context: commands a runner consumes, facts it reports, its heartbeat.
+
+Commands are derived from recorded sandbox events by the api's process manager and published on
+`cmd.runner.<runner_id>.<name>`. Facts are what the runner observed, published on `evt.runner.*`;
+the api records them into the Sandbox aggregate.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Union
+
+import msgspec
+
+
+class _Command(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    sandbox_id: str
+
+
+class CreateSandbox(_Command):
+    image: str
+    user: str
+    env: dict[str, str] = {}
+    cpu: int = 1
+    memory: int = 1
+    """GiB."""
+    disk: int = 3
+    """GiB."""
+    network_block_all: bool = False
+
+
+class StartSandbox(_Command):
+    pass
+
+
+class StopSandbox(_Command):
+    force: bool = False
+
+
+class DestroySandbox(_Command):
+    pass
+
+
+RunnerCommand = Union[CreateSandbox, StartSandbox, StopSandbox, DestroySandbox]
+
+
+class _Fact(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    __aggregate__: ClassVar[str] = "runner"
+    runner_id: str
+    sandbox_id: str
+
+
+class SandboxContainerStarted(_Fact):
+    container_id: str
+
+
+class SandboxContainerStopped(_Fact):
+    exit_code: int | None = None
+
+
+class SandboxContainerRemoved(_Fact):
+    pass
+
+
+class SandboxContainerFailed(_Fact):
+    operation: str
+    reason: str
+    recoverable: bool = False
+
+
+RunnerFact = Union[
+    SandboxContainerStarted, SandboxContainerStopped, SandboxContainerRemoved, SandboxContainerFailed
+]
+
+
+class RunnerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
+    """Value of a runner's key in `RUNNERS_BUCKET`: registration and liveness in one."""
+
+    runner_id: str
+    toolbox_url: str
+    """Base URL of the runner's toolbox front, e.g. `http://127.0.0.1:3003`."""
+    started_at: str
+    sandboxes: int = 0
+    cpus: int = 0
+    memory_gib: int = 0
+
+
+class SandboxAssignment(msgspec.Struct, frozen=True, kw_only=True):
+    sandbox_id: str
+    state: str
+    """The api's current state of the sandbox (Daytona vocabulary)."""
+    desired_state: str
+    """`started`, `stopped` or `destroyed`."""
+    command: CreateSandbox
+    """How to (re)create its container, should it be missing while still being created."""
+
+
+class AssignmentsRequest(msgspec.Struct, frozen=True, kw_only=True):
+    runner_id: str
+
+
+class RunnerAssignments(msgspec.Struct, frozen=True, kw_only=True):
+    runner_id: str
+    sandboxes: list[SandboxAssignment] = []

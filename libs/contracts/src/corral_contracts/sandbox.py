@@ -1,0 +1,111 @@
+"""Events of the Sandbox aggregate (recorded by the api, published on `evt.sandbox.*`).
+
+Desired state is what was asked (`...Requested`); observed state is what a runner saw
+(`SandboxStarted`, `SandboxStopped`, ...). The aggregate folds both into Daytona's state vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Union
+
+import msgspec
+
+
+class _SandboxEvent(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    __aggregate__: ClassVar[str] = "sandbox"
+    sandbox_id: str
+
+
+class SandboxCreated(_SandboxEvent):
+    """A sandbox was asked for and placed on a runner; its desired state is `started`."""
+
+    organization_id: str
+    name: str
+    runner_id: str
+    image: str
+    snapshot: str
+    user: str
+    env: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    public: bool = False
+    target: str = "local"
+    cpu: int = 1
+    gpu: int = 0
+    memory: int = 1
+    disk: int = 3
+    auto_stop_interval: int = 15
+    auto_archive_interval: int = 10080
+    auto_delete_interval: int = -1
+    network_block_all: bool = False
+    preview_token: str = ""
+
+
+class SandboxStarted(_SandboxEvent):
+    """A runner reported the container running and its agent answering."""
+
+    runner_id: str
+    container_id: str = ""
+
+
+class SandboxStartRequested(_SandboxEvent):
+    pass
+
+
+class SandboxStopRequested(_SandboxEvent):
+    force: bool = False
+
+
+class SandboxStopped(_SandboxEvent):
+    runner_id: str
+    exit_code: int | None = None
+
+
+class SandboxDestroyRequested(_SandboxEvent):
+    pass
+
+
+class SandboxDestroyed(_SandboxEvent):
+    runner_id: str
+
+
+class SandboxFailed(_SandboxEvent):
+    """Something went wrong on the runner; the sandbox is in `error`."""
+
+    reason: str
+    recoverable: bool = False
+    operation: str = ""
+
+
+class SandboxLabelsReplaced(_SandboxEvent):
+    labels: dict[str, str]
+
+
+class SandboxNameClaimed(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """A sandbox took a name in its organization (the name-index aggregate)."""
+
+    __aggregate__: ClassVar[str] = "sandbox_name"
+    organization_id: str
+    name: str
+    sandbox_id: str
+
+
+class SandboxNameReleased(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    __aggregate__: ClassVar[str] = "sandbox_name"
+    organization_id: str
+    name: str
+    sandbox_id: str
+
+
+SandboxEvent = Union[
+    SandboxCreated,
+    SandboxStarted,
+    SandboxStartRequested,
+    SandboxStopRequested,
+    SandboxStopped,
+    SandboxDestroyRequested,
+    SandboxDestroyed,
+    SandboxFailed,
+    SandboxLabelsReplaced,
+    SandboxNameClaimed,
+    SandboxNameReleased,
+]
