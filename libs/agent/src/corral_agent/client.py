@@ -1,0 +1,111 @@
+"""Host-side asyncio client of the agent protocol, for the runner (Python 3.11).
+
+Not part of the zipapp and never imported by the agent. One request per connection:
+
+    async with contextlib.aclosing(call(path, {"op": "exec", "command": "ls"})) as frames:
+        async for frame in frames:
+            ...  # {"type": "output", "data": b64} ... then {"type": "exit", ...} or {"type": "error", ...}
+
+Leaving the loop early (or cancelling) closes the connection, which makes the agent kill the
+exec's process group.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from .errors import AgentError
+from .framing import (
+    HEADER_BYTES,
+    MAX_REQUEST_BYTES,
+    MAX_RESPONSE_BYTES,
+    FrameError,
+    decode_body,
+    encode_frame,
+    frame_length,
+)
+
+FINAL_FRAME_TYPES = frozenset({"exit", "error", "pong"})
+
+__all__ = ["AgentError", "AgentUnavailable", "ProtocolViolation", "call", "ping"]
+
+
+class AgentUnavailable(Exception):
+    """No agent answered: cannot connect, or the connection ended before a final frame."""
+
+
+class ProtocolViolation(Exception):
+    """The agent sent bytes that are not frames of the protocol."""
+
+
+async def call(socket_path: str, request: dict) -> AsyncIterator[dict]:
+    """Send one request; yield every frame the agent sends until it closes the connection."""
+    encoded = encode_frame(request)
+    if len(encoded) - HEADER_BYTES > MAX_REQUEST_BYTES:
+        raise ValueError(f"request of {len(encoded)} bytes exceeds the agent's limit of {MAX_REQUEST_BYTES}")
+    try:
+        reader, writer = await asyncio.open_unix_connection(socket_path)
+    except OSError as error:
+        raise AgentUnavailable(f"cannot connect to the agent at {socket_path}: {error}") from error
+    try:
+        writer.write(encoded)
+        try:
+            await writer.drain()
+        except ConnectionError:
+            pass  # the agent refused the request early; its error frame may still be readable
+        final = False
+        while True:
+            frame = await _read_frame(reader, final)
+            if frame is None:
+                if not final:
+                    raise AgentUnavailable("the agent closed the connection before a final frame")
+                return
+            final = frame.get("type") in FINAL_FRAME_TYPES
+            yield frame
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+
+
+async def ping(socket_path: str, timeout: float = 5.0) -> dict:
+    """The agent's pong (`version`, `pid`, `workdir`, `home`, `user`)."""
+
+    async def pong() -> dict:
+        async with aclosing(call(socket_path, {"op": "ping"})) as frames:
+            async for frame in frames:
+                if frame.get("type") == "pong":
+                    return frame
+                if frame.get("type") == "error":
+                    raise AgentError(str(frame.get("code")), str(frame.get("message")))
+                raise ProtocolViolation(f"unexpected reply to ping: {frame!r}")
+        raise AgentUnavailable("no reply to ping")
+
+    try:
+        return await asyncio.wait_for(pong(), timeout)
+    except asyncio.TimeoutError as error:
+        raise AgentUnavailable(f"no pong from {socket_path} within {timeout}s") from error
+
+
+async def _read_frame(reader: asyncio.StreamReader, after_final: bool) -> dict | None:
+    """The next frame, or None at a clean end of stream."""
+    try:
+        header = await reader.readexactly(HEADER_BYTES)
+    except asyncio.IncompleteReadError as error:
+        if error.partial:
+            raise ProtocolViolation("the agent sent a truncated frame header") from None
+        return None
+    except ConnectionResetError:
+        if after_final:  # the agent closed with our unread request bytes pending: same as EOF
+            return None
+        raise AgentUnavailable("the agent reset the connection") from None
+    try:
+        body = await reader.readexactly(frame_length(header, MAX_RESPONSE_BYTES))
+        return decode_body(body)
+    except asyncio.IncompleteReadError:
+        raise ProtocolViolation("the agent sent a truncated frame") from None
+    except FrameError as error:
+        raise ProtocolViolation(str(error)) from None
