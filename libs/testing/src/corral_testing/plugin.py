@@ -1,0 +1,7 @@
+"""The pytest plugin of the whole repository (registered in the root `conftest.py`).
+
+Each shared fixture module is imported here; keep one import line per module.
+"""
+
+from corral_testing.nats import nats_server  # noqa: F401
+from corral_testing.stack import stack  # noqa: F401

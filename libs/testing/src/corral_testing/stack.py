@@ -1,0 +1,61 @@
+"""The `stack` fixture: the whole platform as real processes, on free ports, for one test session.
+
+Its containers carry a per-session label and are removed at the end, even after failures; its
+`CORRAL_HOME` is a short temporary directory (unix socket paths must stay short).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from corral_stack.stack import Stack, StackConfig
+
+TEST_RUN_LABEL = "corral.test-run"
+
+
+def remove_labelled(label: str, value: str) -> int:
+    client = docker.from_env()
+    try:
+        containers = client.containers.list(all=True, filters={"label": f"{label}={value}"})
+        for container in containers:
+            container.remove(force=True, v=True)
+        return len(containers)
+    finally:
+        client.close()
+
+
+def log_tail(stack: Stack, name: str, lines: int = 60) -> str:
+    path = stack.home / "logs" / f"{name}.log"
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    home = Path(tempfile.mkdtemp(prefix="corral-t-", dir="/tmp"))
+    run = os.urandom(4).hex()
+    config = StackConfig.ephemeral(home, labels={TEST_RUN_LABEL: run})
+    started = Stack(config, log=lambda *a: None)
+    try:
+        started.start()
+    except Exception:
+        for name in started.services:
+            print(f"--- {name} log ---\n{log_tail(started, name)}")
+        started.stop()
+        remove_labelled(TEST_RUN_LABEL, run)
+        raise
+    try:
+        yield started
+    finally:
+        started.stop()
+        remove_labelled(TEST_RUN_LABEL, run)
+        shutil.rmtree(home, ignore_errors=True)
