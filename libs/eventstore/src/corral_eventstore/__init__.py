@@ -1,0 +1,10 @@
+"""Event store: contract events on `eventsourcing`, and the outbox relay to `EVT`."""
+
+from .log import AggregateNotFoundError, ConcurrencyConflict, EventLog, environment_for, iter_all
+from .mapper import MsgspecMapper, Recorded, utcnow
+from .outbox import OutboxRelay, envelope_of
+
+__all__ = [
+    "AggregateNotFoundError", "ConcurrencyConflict", "EventLog", "MsgspecMapper", "OutboxRelay", "Recorded",
+    "envelope_of", "environment_for", "iter_all", "utcnow",
+]

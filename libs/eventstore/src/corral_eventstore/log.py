@@ -1,0 +1,117 @@
+"""The event log: an `eventsourcing` Application whose events are contract structs.
+
+Synchronous, like the library: async callers run these methods in a thread.
+Persistence is chosen by environment: SQLite (`sqlite:///path`) by default, PostgreSQL
+(`postgresql://user:pass@host:port/db`) when configured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlparse
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Notification, Tracking
+
+from .mapper import MsgspecMapper, Recorded, utcnow
+
+A = TypeVar("A")
+
+
+class ConcurrencyConflict(Exception):
+    """Another writer recorded an event at the same aggregate version first."""
+
+
+def environment_for(database_url: str) -> dict[str, str]:
+    url = urlparse(database_url)
+    if url.scheme == "sqlite":
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": unquote(url.path) or ":memory:",
+                "SQLITE_LOCK_TIMEOUT": "10"}
+    if url.scheme in ("postgres", "postgresql"):
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": url.path.lstrip("/"),
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or ""),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+        }
+    if url.scheme == "memory":
+        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+    raise ValueError(f"unsupported event store URL: {database_url!r}")
+
+
+class EventLog(Application):  # type: ignore[type-arg]
+    name = "corral"
+
+    def __init__(self, union: Any, database_url: str) -> None:
+        self._union = union
+        super().__init__(env=environment_for(database_url))
+
+    def construct_mapper(self) -> MsgspecMapper:
+        return MsgspecMapper(self._union)
+
+    def construct_recorder(self) -> Any:
+        return self.factory.process_recorder()
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def append(self, aggregate_id: UUID, after_version: int, payloads: Sequence[Any], meta: dict[str, str] | None = None,
+               *more: tuple[UUID, int, Sequence[Any]]) -> int:
+        """Record `payloads` after `after_version` of one aggregate (and optionally of others, in the
+        same transaction). Returns the last notification id. Raises `ConcurrencyConflict`."""
+        now = utcnow()
+        events: list[Recorded] = []
+        for agg_id, version, items in ((aggregate_id, after_version, payloads), *more):
+            events.extend(
+                Recorded(originator_id=agg_id, originator_version=version + i + 1, timestamp=now, payload=p,
+                         meta=meta or {})
+                for i, p in enumerate(items)
+            )
+        try:
+            recordings = self.save(*events)
+        except IntegrityError as error:
+            raise ConcurrencyConflict(str(error)) from error
+        return max(r.notification.id for r in recordings) if recordings else 0
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def history(self, aggregate_id: UUID) -> list[Recorded]:
+        return list(self.events.get(aggregate_id))  # type: ignore[arg-type]
+
+    def load(self, aggregate_id: UUID, fold: Callable[[A | None, Recorded], A]) -> A | None:
+        state: A | None = None
+        for event in self.history(aggregate_id):
+            state = fold(state, event)
+        return state
+
+    def notifications(self, after: int, limit: int = 500) -> Sequence[Notification]:
+        return self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+
+    def decode(self, notification: Notification) -> Recorded:
+        return self.mapper.to_domain_event(notification)
+
+    def last_notification_id(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def tracked(self, name: str) -> int:
+        return self.recorder.max_tracking_id(name) or 0
+
+    def track(self, name: str, notification_id: int) -> None:
+        self.recorder.insert_tracking(Tracking(application_name=name, notification_id=notification_id))
+
+
+def iter_all(log: EventLog, after: int = 0, batch: int = 1000) -> Iterable[tuple[int, Recorded]]:
+    """Every recorded event after a position, in order."""
+    while True:
+        page = log.notifications(after, batch)
+        if not page:
+            return
+        for n in page:
+            yield n.id, log.decode(n)
+        after = page[-1].id
+
+
+__all__ = ["AggregateNotFoundError", "ConcurrencyConflict", "EventLog", "environment_for", "iter_all"]
