@@ -1,0 +1,135 @@
+"""The sandbox directory: the api's read model, folded from the event log.
+
+It tails the notification log (woken by local writes, polling otherwise) and can be rebuilt from
+zero at any time, so the log stays the truth. Waiters (`wait_for`) block on its progress instead of
+polling, which is how `POST /sandbox` waits for `started`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from corral_contracts import identity as idev
+from corral_contracts import sandbox as ev
+from corral_eventstore import EventLog, Recorded
+
+from ..domain.sandbox import Sandbox, evolve
+
+log = logging.getLogger(__name__)
+
+
+class ApiKeyEntry:
+    __slots__ = ("key_id", "organization_id", "prefix", "revoked")
+
+    def __init__(self, key_id: str, organization_id: str, prefix: str):
+        self.key_id = key_id
+        self.organization_id = organization_id
+        self.prefix = prefix
+        self.revoked = False
+
+
+class SandboxDirectory:
+    def __init__(self, event_log: EventLog, *, poll_interval: float = 0.5):
+        self._log = event_log
+        self._poll_interval = poll_interval
+        self.position = 0
+        self.sandboxes: dict[str, Sandbox] = {}
+        self.names: dict[tuple[str, str], str] = {}
+        self.api_keys: dict[str, ApiKeyEntry] = {}
+        self.placed: Counter[str] = Counter()
+        self._changed = asyncio.Condition()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    # --- folding ------------------------------------------------------------------------------
+
+    def apply(self, event: Recorded) -> None:
+        payload = event.payload
+        if isinstance(payload, idev.ApiKeyCreated):
+            self.api_keys[payload.key_hash] = ApiKeyEntry(payload.key_id, payload.organization_id, payload.prefix)
+            return
+        if isinstance(payload, idev.ApiKeyRevoked):
+            for entry in self.api_keys.values():
+                if entry.key_id == payload.key_id:
+                    entry.revoked = True
+            return
+        if isinstance(payload, ev.SandboxNameClaimed):
+            self.names[(payload.organization_id, payload.name)] = payload.sandbox_id
+            return
+        if isinstance(payload, ev.SandboxNameReleased):
+            if self.names.get((payload.organization_id, payload.name)) == payload.sandbox_id:
+                del self.names[(payload.organization_id, payload.name)]
+            return
+        sandbox_id = getattr(payload, "sandbox_id", None)
+        if sandbox_id is None:
+            return
+        before = self.sandboxes.get(sandbox_id)
+        after = evolve(before, payload, event.originator_version, event.timestamp)
+        if after is None:
+            return
+        self.sandboxes[sandbox_id] = after
+        live_before = before is not None and before.state != "destroyed"
+        live_after = after.state != "destroyed"
+        if live_after and not live_before:
+            self.placed[after.runner_id] += 1
+        elif live_before and not live_after:
+            self.placed[after.runner_id] -= 1
+
+    async def catch_up(self) -> int:
+        """Fold everything recorded so far; returns the position reached."""
+        async with self._lock:
+            while True:
+                page = await asyncio.to_thread(self._log.notifications, self.position, 1000)
+                if not page:
+                    break
+                for notification in page:
+                    self.apply(self._log.decode(notification))
+                self.position = page[-1].id
+        async with self._changed:
+            self._changed.notify_all()
+        return self.position
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float) -> bool:
+        """Wait until `predicate()` holds after some fold, or the timeout passes (returns False)."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+                return True
+            except TimeoutError:
+                return False
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.catch_up()
+        self._task = asyncio.create_task(self._follow(), name="sandbox-directory")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                await self.catch_up()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sandbox directory could not catch up")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            except TimeoutError:
+                pass

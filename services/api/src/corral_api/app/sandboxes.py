@@ -1,0 +1,215 @@
+"""Use cases of the sandbox API: load, decide, record. Nothing here speaks HTTP or NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import msgspec
+
+from corral_contracts import sandbox as ev
+from corral_contracts.runner import RunnerHeartbeat
+from corral_eventstore import ConcurrencyConflict, EventLog, Recorded
+
+from ..domain import sandbox as domain
+from ..domain.errors import Conflict, InvalidRequest, NotFound
+from ..domain.names import NameSlot, name_key
+from ..domain.scheduling import choose_runner
+from .directory import SandboxDirectory
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+SETTLED = frozenset({"started", "stopped", "error", "destroyed", "build_failed"})
+
+
+class CreateRequest(msgspec.Struct, frozen=True, kw_only=True):
+    name: str | None = None
+    snapshot: str | None = None
+    user: str | None = None
+    env: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    public: bool = False
+    target: str | None = None
+    cpu: int | None = None
+    gpu: int | None = None
+    memory: int | None = None
+    disk: int | None = None
+    auto_stop_interval: int | None = None
+    auto_archive_interval: int | None = None
+    auto_delete_interval: int | None = None
+    network_block_all: bool = False
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    default_cpu: int = 1
+    default_memory: int = 1
+    default_disk: int = 3
+    max_cpu: int = 4
+    max_memory: int = 8
+    max_disk: int = 10
+    default_image: str = "corral/sandbox:default"
+    default_snapshot: str = "corral-default"
+    default_user: str = "daytona"
+    target: str = "local"
+
+
+def fold(state: domain.Sandbox | None, event: Recorded) -> domain.Sandbox | None:
+    return domain.evolve(state, event.payload, event.originator_version, event.timestamp)
+
+
+class SandboxService:
+    def __init__(self, *, event_log: EventLog, directory: SandboxDirectory,
+                 runners: Callable[[], Awaitable[list[RunnerHeartbeat]]], recorded: Callable[[], None],
+                 limits: Limits, create_wait: float = 30.0):
+        self._log = event_log
+        self._directory = directory
+        self._runners = runners
+        self._recorded = recorded
+        self._limits = limits
+        self._create_wait = create_wait
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def runners(self) -> list[RunnerHeartbeat]:
+        return await self._runners()
+
+    async def load(self, sandbox_id: str) -> domain.Sandbox | None:
+        try:
+            key = uuid.UUID(sandbox_id)
+        except ValueError:
+            return None
+        return await asyncio.to_thread(self._log.load, key, fold)
+
+    async def get(self, organization_id: str, id_or_name: str) -> domain.Sandbox:
+        sandbox = await self.load(id_or_name)
+        if sandbox is None:
+            by_name = self._directory.names.get((organization_id, id_or_name))
+            sandbox = await self.load(by_name) if by_name else None
+        if sandbox is None or sandbox.organization_id != organization_id or sandbox.state == "destroyed":
+            raise NotFound(f"Sandbox {id_or_name} not found")
+        return sandbox
+
+    def list(self, organization_id: str, labels: dict[str, str], states: Iterable[str] = ()) -> list[domain.Sandbox]:
+        wanted = set(states)
+        found = [
+            s for s in self._directory.sandboxes.values()
+            if s.organization_id == organization_id and s.state != "destroyed"
+            and all(s.labels.get(k) == v for k, v in labels.items())
+            and (not wanted or s.state in wanted)
+        ]
+        found.sort(key=lambda s: (s.created_at, s.id), reverse=True)
+        return found
+
+    async def history(self, organization_id: str, id_or_name: str) -> list[Recorded]:
+        sandbox = await self.get(organization_id, id_or_name)
+        return await asyncio.to_thread(self._log.history, uuid.UUID(sandbox.id))
+
+    # --- writing ------------------------------------------------------------------------------
+
+    async def create(self, organization_id: str, request: CreateRequest, meta: dict[str, str]) -> domain.Sandbox:
+        limits = self._limits
+        cpu = request.cpu or limits.default_cpu
+        memory = request.memory or limits.default_memory
+        disk = request.disk or limits.default_disk
+        for label, value, top in (("cpu", cpu, limits.max_cpu), ("memory", memory, limits.max_memory),
+                                  ("disk", disk, limits.max_disk)):
+            if not 1 <= value <= top:
+                raise InvalidRequest(f"{label} must be between 1 and {top}, got {value}")
+        if request.gpu:
+            raise InvalidRequest("GPU sandboxes are not supported by this installation")
+        if request.snapshot not in (None, "", limits.default_snapshot, limits.default_image):
+            raise NotFound(f"Snapshot {request.snapshot} not found")
+        for interval in (request.auto_stop_interval, request.auto_archive_interval):
+            if interval is not None and interval < 0:
+                raise InvalidRequest("auto-stop and auto-archive intervals must not be negative")
+        sandbox_id = str(uuid.uuid4())
+        name = request.name or sandbox_id
+        if not NAME.match(name):
+            raise InvalidRequest("name must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        runner_id = choose_runner(await self._runners(), dict(self._directory.placed))
+        created = ev.SandboxCreated(
+            sandbox_id=sandbox_id, organization_id=organization_id, name=name, runner_id=runner_id,
+            image=limits.default_image, snapshot=limits.default_snapshot, user=request.user or limits.default_user,
+            env=request.env, labels=request.labels, public=request.public, target=request.target or limits.target,
+            cpu=cpu, gpu=0, memory=memory, disk=disk,
+            auto_stop_interval=15 if request.auto_stop_interval is None else request.auto_stop_interval,
+            auto_archive_interval=request.auto_archive_interval or 10080,
+            auto_delete_interval=-1 if request.auto_delete_interval is None else request.auto_delete_interval,
+            network_block_all=request.network_block_all, preview_token=secrets.token_hex(16),
+        )
+        slot_key = name_key(organization_id, name)
+        slot = await asyncio.to_thread(self._log.load, slot_key, lambda s, e: (s or NameSlot()).apply(e.payload, e.originator_version))
+        if slot is not None and slot.holder is not None:
+            raise Conflict(f"Sandbox with name {name} already exists")
+        claim = ev.SandboxNameClaimed(organization_id=organization_id, name=name, sandbox_id=sandbox_id)
+        try:
+            await asyncio.to_thread(self._log.append, uuid.UUID(sandbox_id), 0, [created], meta,
+                                    (slot_key, slot.version if slot else 0, [claim]))
+        except ConcurrencyConflict:
+            raise Conflict(f"Sandbox with name {name} already exists") from None
+        self._recorded()
+        await self._directory.catch_up()
+        await self._directory.wait_for(
+            lambda: self._directory.sandboxes[sandbox_id].state in SETTLED, self._create_wait)
+        return await self.get(organization_id, sandbox_id)
+
+    async def _decide(self, organization_id: str, id_or_name: str,
+                      decide: Callable[[domain.Sandbox], list[Any]], meta: dict[str, str]) -> domain.Sandbox:
+        for _ in range(10):
+            sandbox = await self.get(organization_id, id_or_name)
+            events = decide(sandbox)
+            if not events:
+                return sandbox
+            sandbox_events = [e for e in events if getattr(e, "sandbox_id", None) and not isinstance(
+                e, ev.SandboxNameReleased)]
+            released = [e for e in events if isinstance(e, ev.SandboxNameReleased)]
+            more = []
+            if released:
+                slot_key = name_key(sandbox.organization_id, sandbox.name)
+                slot = await asyncio.to_thread(
+                    self._log.load, slot_key, lambda s, e: (s or NameSlot()).apply(e.payload, e.originator_version))
+                if slot is not None and slot.holder == sandbox.id:
+                    more.append((slot_key, slot.version, released))
+            try:
+                await asyncio.to_thread(self._log.append, uuid.UUID(sandbox.id), sandbox.version, sandbox_events,
+                                        meta, *more)
+            except ConcurrencyConflict:
+                continue
+            self._recorded()
+            await self._directory.catch_up()
+            return await self.load(sandbox.id) or sandbox
+        raise Conflict(f"Sandbox {id_or_name} is changing too quickly; try again")
+
+    async def start(self, organization_id: str, id_or_name: str, meta: dict[str, str]) -> domain.Sandbox:
+        return await self._decide(organization_id, id_or_name, domain.request_start, meta)
+
+    async def stop(self, organization_id: str, id_or_name: str, force: bool, meta: dict[str, str]) -> domain.Sandbox:
+        return await self._decide(organization_id, id_or_name, lambda s: domain.request_stop(s, force), meta)
+
+    async def destroy(self, organization_id: str, id_or_name: str, meta: dict[str, str]) -> domain.Sandbox:
+        return await self._decide(organization_id, id_or_name, domain.request_destroy, meta)
+
+    async def replace_labels(self, organization_id: str, id_or_name: str, labels: dict[str, str],
+                             meta: dict[str, str]) -> domain.Sandbox:
+        return await self._decide(organization_id, id_or_name, lambda s: domain.replace_labels(s, labels), meta)
+
+    async def observe(self, fact: Any, meta: dict[str, str]) -> None:
+        """Record what a runner saw. Idempotent: a repeated or stale fact records nothing."""
+        for _ in range(10):
+            sandbox = await self.load(fact.sandbox_id)
+            if sandbox is None:
+                return
+            events = domain.observe(sandbox, fact)
+            if not events:
+                return
+            try:
+                await asyncio.to_thread(self._log.append, uuid.UUID(sandbox.id), sandbox.version, events, meta)
+            except ConcurrencyConflict:
+                continue
+            self._recorded()
+            await self._directory.catch_up()
+            return
+        raise ConcurrencyConflict(f"could not record {type(fact).__name__} for {fact.sandbox_id}")

@@ -1,0 +1,109 @@
+"""The api's composition root: `build(settings, **overrides)` wires every piece, nothing else does."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from corral_contracts import codecs
+from corral_contracts.codecs import RecordedEvent
+from corral_contracts.runner import RunnerHeartbeat
+from corral_contracts.subjects import EVT_STREAM, RUNNER_ASSIGNMENTS, RUNNERS_BUCKET, events_of
+from corral_eventstore import ConcurrencyConflict, EventLog, OutboxRelay
+from corral_messaging import Bus, Consumer, ConsumerPolicy, JetStreamBus
+
+from .app.directory import SandboxDirectory
+from .app.sandboxes import Limits, SandboxService
+from .domain.identity import admin_key_created, hash_key, key_id_for
+from .entrypoints.consumers import AssignmentDesk, FactRecorder, ProcessManager
+from .entrypoints.http import create_app
+from .settings import Settings
+
+log = logging.getLogger("corral.api")
+
+
+class Api:
+    """Everything the api runs, started and stopped together with its web application."""
+
+    def __init__(self, settings: Settings, bus: Bus, event_log: EventLog):
+        self.settings = settings
+        self.bus = bus
+        self.event_log = event_log
+        self.directory = SandboxDirectory(event_log)
+        self.relay = OutboxRelay(event_log, bus.publish)
+        self.service = SandboxService(event_log=event_log, directory=self.directory, runners=self.runners,
+                                      recorded=self.recorded, limits=Limits(), create_wait=settings.create_wait)
+        self.process_manager = ProcessManager(bus, event_log)
+        self.fact_recorder = FactRecorder(self.service)
+        self.assignments = AssignmentDesk(self.directory)
+        self.consumers: list[Consumer] = []
+        self.app = create_app(self.service, self.directory, settings.toolbox_proxy_url)
+        self.app.cleanup_ctx.append(self._lifespan)
+
+    def recorded(self) -> None:
+        self.relay.notify()
+        self.directory.notify()
+
+    async def runners(self) -> list[RunnerHeartbeat]:
+        items = await self.bus.kv_items(RUNNERS_BUCKET)
+        return [codecs.runner_heartbeat.decode(value) for value in items.values()]
+
+    async def ensure_admin_key(self) -> None:
+        key_hash = hash_key(self.settings.admin_api_key)
+        if key_hash in self.directory.api_keys:
+            return
+        try:
+            await asyncio.to_thread(self.event_log.append, key_id_for(key_hash), 0,
+                                    [admin_key_created(self.settings.admin_api_key)], {"Corral-Actor": "bootstrap"})
+        except ConcurrencyConflict:
+            pass
+        self.recorded()
+        await self.directory.catch_up()
+
+    async def start(self) -> None:
+        await self.bus.connect()
+        await self.bus.ensure_streams()
+        await self.directory.start()
+        await self.ensure_admin_key()
+        await self.relay.start()
+        self.consumers = [
+            self.bus.consume(stream=EVT_STREAM, durable="api-process-manager", filter_subject=events_of("sandbox"),
+                             handler=self.process_manager.handle, policy=ConsumerPolicy()),
+            self.bus.consume(stream=EVT_STREAM, durable="api-runner-facts", filter_subject=events_of("runner"),
+                             handler=self.fact_recorder.handle, policy=ConsumerPolicy()),
+        ]
+        for consumer in self.consumers:
+            await consumer.start()
+        await self.bus.serve(RUNNER_ASSIGNMENTS, self.assignments.handle)
+        log.info("api ready: %d sandboxes, log position %d", len(self.directory.sandboxes), self.directory.position)
+
+    async def stop(self) -> None:
+        for consumer in self.consumers:
+            await consumer.stop()
+        await self.relay.stop()
+        await self.directory.stop()
+        await self.bus.close()
+        await asyncio.to_thread(self.event_log.close)
+
+    async def _lifespan(self, app: web.Application) -> AsyncIterator[None]:
+        await self.start()
+        yield
+        await self.stop()
+
+
+def build(settings: Settings, *, bus: Bus | None = None, event_log: EventLog | None = None) -> Api:
+    if event_log is None and settings.database_url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return Api(
+        settings,
+        bus or JetStreamBus(settings.nats_url, name="corral-api"),
+        event_log or EventLog(RecordedEvent, settings.database_url),
+    )
+
+
+__all__ = ["Api", "build"]

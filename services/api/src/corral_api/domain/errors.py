@@ -1,0 +1,36 @@
+"""Domain refusals; the HTTP edge maps each to a status and a stable code."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    status = 400
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(DomainError):
+    status = 400
+    code = "BAD_REQUEST"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "CONFLICT"
+
+
+class InvalidState(Conflict):
+    code = "INVALID_STATE"
+
+
+class NoCapacity(DomainError):
+    status = 503
+    code = "NO_RUNNER_AVAILABLE"

@@ -1,0 +1,118 @@
+"""The REST API's wire shapes (Daytona's JSON, camelCase), defined once for decoding, encoding and
+the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..app.sandboxes import CreateRequest
+from ..domain.sandbox import Sandbox
+
+
+class CreateSandboxBody(msgspec.Struct, rename="camel", kw_only=True):
+    """`POST /api/sandbox`. Every field is optional; unknown fields (the SDK sends many) are ignored."""
+
+    name: str | None = None
+    snapshot: str | None = None
+    user: str | None = None
+    env: dict[str, str] | None = None
+    labels: dict[str, str] | None = None
+    public: bool | None = None
+    target: str | None = None
+    cpu: int | None = None
+    gpu: int | None = None
+    memory: int | None = None
+    disk: int | None = None
+    auto_stop_interval: int | None = None
+    auto_archive_interval: int | None = None
+    auto_delete_interval: int | None = None
+    network_block_all: bool | None = None
+
+    def to_request(self) -> CreateRequest:
+        return CreateRequest(
+            name=self.name, snapshot=self.snapshot, user=self.user, env=self.env or {}, labels=self.labels or {},
+            public=bool(self.public), target=self.target, cpu=self.cpu, gpu=self.gpu, memory=self.memory,
+            disk=self.disk, auto_stop_interval=self.auto_stop_interval,
+            auto_archive_interval=self.auto_archive_interval, auto_delete_interval=self.auto_delete_interval,
+            network_block_all=bool(self.network_block_all),
+        )
+
+
+class LabelsBody(msgspec.Struct, kw_only=True):
+    labels: dict[str, str]
+
+
+class SandboxDto(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=False):
+    id: str
+    organization_id: str
+    name: str
+    user: str
+    env: dict[str, str]
+    labels: dict[str, str]
+    public: bool
+    network_block_all: bool
+    kvm: bool
+    target: str
+    cpu: int
+    gpu: int
+    memory: int
+    disk: int
+    toolbox_proxy_url: str
+    state: str
+    desired_state: str
+    snapshot: str
+    error_reason: str | None
+    recoverable: bool
+    auto_stop_interval: int
+    auto_archive_interval: int
+    auto_delete_interval: int
+    created_at: str
+    updated_at: str
+    runner_id: str
+    volumes: list[dict[str, str]]
+    backup_state: str
+
+
+class ListSandboxesDto(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=False):
+    items: list[SandboxDto]
+    next_cursor: str | None
+
+
+class ToolboxUrlDto(msgspec.Struct, kw_only=True):
+    url: str
+
+
+class LabelsDto(msgspec.Struct, kw_only=True):
+    labels: dict[str, str]
+
+
+class EventDto(msgspec.Struct, rename="camel", kw_only=True):
+    version: int
+    type: str
+    occurred_at: str
+    data: dict[str, Any]
+    meta: dict[str, str]
+
+
+class EventsDto(msgspec.Struct, kw_only=True):
+    items: list[EventDto]
+
+
+def iso(value: Any) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def sandbox_dto(sandbox: Sandbox, toolbox_proxy_url: str) -> SandboxDto:
+    return SandboxDto(
+        id=sandbox.id, organization_id=sandbox.organization_id, name=sandbox.name, user=sandbox.user,
+        env=sandbox.env, labels=sandbox.labels, public=sandbox.public, network_block_all=sandbox.network_block_all,
+        kvm=False, target=sandbox.target, cpu=sandbox.cpu, gpu=sandbox.gpu, memory=sandbox.memory,
+        disk=sandbox.disk, toolbox_proxy_url=toolbox_proxy_url, state=sandbox.state,
+        desired_state=sandbox.desired_state, snapshot=sandbox.snapshot, error_reason=sandbox.error_reason,
+        recoverable=sandbox.recoverable, auto_stop_interval=sandbox.auto_stop_interval,
+        auto_archive_interval=sandbox.auto_archive_interval, auto_delete_interval=sandbox.auto_delete_interval,
+        created_at=iso(sandbox.created_at), updated_at=iso(sandbox.updated_at), runner_id=sandbox.runner_id,
+        volumes=[], backup_state="None",
+    )

@@ -1,0 +1,76 @@
+"""Where to send a request: the route table (kept current by following `EVT`) and the runners' toolbox
+URLs (from their heartbeats in the runners KV bucket)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+
+from corral_contracts import codecs
+
+from ..domain.routes import Route, RouteTable
+
+RUNNER_CACHE_SECONDS = 5.0
+
+
+class Refused(Exception):
+    def __init__(self, status: int, message: str, code: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+
+
+class Directory:
+    def __init__(self, runner_urls: Callable[[], Awaitable[dict[str, bytes]]], settle_wait: float):
+        self.table = RouteTable()
+        self._runner_urls = runner_urls
+        self._settle_wait = settle_wait
+        self._changed = asyncio.Condition()
+        self._runners: dict[str, str] = {}
+        self._runners_at = 0.0
+
+    async def apply(self, data: bytes) -> None:
+        envelope = codecs.recorded_events.decode(data)
+        self.table.apply(envelope.payload)
+        async with self._changed:
+            self._changed.notify_all()
+
+    def organization_of_key(self, token: str) -> str | None:
+        return self.table.keys.get(hashlib.sha256(token.encode()).hexdigest())
+
+    async def _wait(self, predicate: Callable[[], bool]) -> bool:
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(predicate), self._settle_wait)
+                return True
+            except TimeoutError:
+                return False
+
+    async def route(self, sandbox_id: str, organization_id: str) -> Route:
+        """The sandbox's route if it belongs to the organization and is started.
+
+        A sandbox the proxy has not heard of yet, or one still being created or started, gets a short,
+        bounded wait (the event may be a few milliseconds behind the api's answer)."""
+        table = self.table
+        await self._wait(lambda: sandbox_id in table.routes)
+        route = table.routes.get(sandbox_id)
+        if route is None or route.organization_id != organization_id:
+            raise Refused(404, f"Sandbox {sandbox_id} not found", "NOT_FOUND")
+        if route.state in ("creating", "starting"):
+            await self._wait(lambda: route.state not in ("creating", "starting"))
+        if route.state != "started":
+            raise Refused(409, f"Sandbox {sandbox_id} is not started (state: {route.state})", "SANDBOX_NOT_STARTED")
+        return route
+
+    async def runner_url(self, runner_id: str) -> str:
+        if runner_id not in self._runners or time.monotonic() - self._runners_at > RUNNER_CACHE_SECONDS:
+            items = await self._runner_urls()
+            self._runners = {key: codecs.runner_heartbeat.decode(value).toolbox_url for key, value in items.items()}
+            self._runners_at = time.monotonic()
+        url = self._runners.get(runner_id)
+        if url is None:
+            raise Refused(502, f"Runner {runner_id} is not reachable", "RUNNER_UNAVAILABLE")
+        return url

@@ -1,0 +1,48 @@
+"""The proxy's composition root: `build(settings, **overrides)`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from functools import partial
+
+from aiohttp import web
+
+from corral_contracts.subjects import EVT_STREAM, RUNNERS_BUCKET, events_of
+from corral_messaging import Bus, Consumer, Delivery, JetStreamBus
+
+from .app.directory import Directory
+from .entrypoints.http import create_app
+from .settings import Settings
+
+log = logging.getLogger("corral.proxy")
+
+
+class Proxy:
+    def __init__(self, settings: Settings, bus: Bus):
+        self.settings = settings
+        self.bus = bus
+        self.directory = Directory(partial(bus.kv_items, RUNNERS_BUCKET), settings.settle_wait)
+        self.followers: list[Consumer] = []
+        self.app = create_app(self.directory, settings.internal_token)
+        self.app.cleanup_ctx.append(self._lifespan)
+
+    async def _apply(self, delivery: Delivery) -> None:
+        await self.directory.apply(delivery.data)
+
+    async def _lifespan(self, app: web.Application) -> AsyncIterator[None]:
+        await self.bus.connect()
+        await self.bus.ensure_streams()
+        self.followers = [self.bus.follow(stream=EVT_STREAM, filter_subject=events_of(aggregate), handler=self._apply)
+                          for aggregate in ("sandbox", "api_key")]
+        for follower in self.followers:
+            await follower.start()
+        log.info("proxy ready on %s:%d", self.settings.host, self.settings.port)
+        yield
+        for follower in self.followers:
+            await follower.stop()
+        await self.bus.close()
+
+
+def build(settings: Settings, *, bus: Bus | None = None) -> Proxy:
+    return Proxy(settings, bus or JetStreamBus(settings.nats_url, name="corral-proxy"))

@@ -1,0 +1,53 @@
+"""The proxy's routing table, folded from events: which sandbox lives where, whose it is, and which
+API keys may reach it. Pure: the same events always give the same table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from corral_contracts import identity as idev
+from corral_contracts import sandbox as ev
+
+
+class Route(msgspec.Struct, kw_only=True):
+    sandbox_id: str
+    organization_id: str
+    runner_id: str
+    state: str
+
+
+STATE_AFTER = {
+    ev.SandboxStarted: "started", ev.SandboxStartRequested: "starting", ev.SandboxStopRequested: "stopping",
+    ev.SandboxStopped: "stopped", ev.SandboxDestroyRequested: "destroying", ev.SandboxDestroyed: "destroyed",
+    ev.SandboxFailed: "error",
+}
+
+
+class RouteTable:
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.keys: dict[str, str] = {}
+        """SHA-256 of an API key -> its organization."""
+        self._key_hashes: dict[str, str] = {}
+
+    def apply(self, payload: Any) -> None:
+        match payload:
+            case ev.SandboxCreated():
+                self.routes[payload.sandbox_id] = Route(sandbox_id=payload.sandbox_id,
+                                                        organization_id=payload.organization_id,
+                                                        runner_id=payload.runner_id, state="creating")
+            case idev.ApiKeyCreated():
+                self.keys[payload.key_hash] = payload.organization_id
+                self._key_hashes[payload.key_id] = payload.key_hash
+            case idev.ApiKeyRevoked():
+                self.keys.pop(self._key_hashes.get(payload.key_id, ""), None)
+            case _:
+                state = STATE_AFTER.get(type(payload))
+                route = self.routes.get(getattr(payload, "sandbox_id", ""))
+                if state and route:
+                    if state == "destroyed":
+                        del self.routes[route.sandbox_id]
+                    else:
+                        route.state = state

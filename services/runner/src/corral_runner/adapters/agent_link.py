@@ -1,0 +1,47 @@
+"""Reaching the agent of a sandbox through the unix socket in its run directory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from corral_agent import client
+
+from ..domain.isolation import AGENT_SOCKET
+
+_MAX_SUN_PATH = 100
+
+
+class AgentLink:
+    def __init__(self, runs_dir: Path):
+        self.runs_dir = runs_dir
+
+    def run_dir(self, sandbox_id: str) -> Path:
+        return self.runs_dir / sandbox_id
+
+    @asynccontextmanager
+    async def _socket(self, sandbox_id: str) -> AsyncIterator[str]:
+        """A connectable path: unix socket paths are limited to ~108 bytes, so a long run directory is
+        reached through `/proc/self/fd/<dir fd>/agent.sock`."""
+        path = self.run_dir(sandbox_id) / AGENT_SOCKET
+        if len(str(path)) <= _MAX_SUN_PATH:
+            yield str(path)
+            return
+        fd = os.open(self.run_dir(sandbox_id), os.O_PATH | os.O_DIRECTORY)
+        try:
+            yield f"/proc/self/fd/{fd}/{AGENT_SOCKET}"
+        finally:
+            os.close(fd)
+
+    async def ping(self, sandbox_id: str, timeout: float = 1.0) -> dict[str, Any]:
+        async with self._socket(sandbox_id) as path:
+            return await client.ping(path, timeout=timeout)
+
+    async def call(self, sandbox_id: str, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        async with self._socket(sandbox_id) as path:
+            async with aclosing(client.call(path, request)) as frames:
+                async for frame in frames:
+                    yield frame

@@ -1,0 +1,129 @@
+"""The Docker engine through docker-py, every call in a thread so the event loop never blocks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import Mount
+
+from ..app.ports import EngineError, EngineUnavailable
+from ..domain.isolation import LABEL_RUNNER, LABEL_SANDBOX, NETWORK_NAME, NETWORK_OPTIONS, ContainerSpec
+from ..domain.reconcile import Observed
+
+
+def _translate(error: Exception) -> Exception:
+    if isinstance(error, docker.errors.ImageNotFound):
+        return EngineError(f"image not found: {error.explanation}")
+    if isinstance(error, docker.errors.APIError) and error.status_code and 400 <= error.status_code < 500:
+        return EngineError(str(error.explanation or error))
+    return EngineUnavailable(str(error))
+
+
+class DockerEngine:
+    def __init__(self, base_url: str | None = None):
+        self._client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
+
+    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except docker.errors.NotFound:
+            raise
+        except (docker.errors.DockerException, OSError) as error:
+            raise _translate(error) from error
+
+    async def ensure_network(self) -> None:
+        def ensure() -> None:
+            if not self._client.networks.list(names=[NETWORK_NAME]):
+                try:
+                    self._client.networks.create(NETWORK_NAME, driver="bridge", options=NETWORK_OPTIONS,
+                                                 labels={"corral.managed": "true"})
+                except docker.errors.APIError as error:
+                    if error.status_code != 409:
+                        raise
+        await self._run(ensure)
+
+    async def create(self, spec: ContainerSpec) -> str:
+        def create() -> str:
+            try:
+                return str(self._client.containers.get(spec.name).id)
+            except docker.errors.NotFound:
+                pass
+            mounts = [Mount(target=target, source=source, type="bind", read_only=ro)
+                      for source, target, ro in spec.mounts]
+            try:
+                container = self._client.containers.create(
+                    spec.image, command=spec.command, name=spec.name, user=spec.user, hostname=spec.hostname,
+                    working_dir=spec.working_dir, environment=spec.environment, labels=spec.labels, mounts=mounts,
+                    mem_limit=spec.mem_bytes, memswap_limit=spec.mem_bytes, nano_cpus=spec.nano_cpus,
+                    pids_limit=spec.pids_limit, cap_drop=spec.cap_drop, cap_add=spec.cap_add,
+                    security_opt=spec.security_opt, init=True, detach=True,
+                    network=spec.network, network_disabled=spec.network is None,
+                )
+            except docker.errors.APIError as error:
+                if error.status_code == 409:  # created concurrently by a redelivered command
+                    return str(self._client.containers.get(spec.name).id)
+                raise
+            return str(container.id)
+        return str(await self._run(create))
+
+    async def start(self, name: str) -> None:
+        await self._run(lambda: self._client.containers.get(name).start())
+
+    async def stop(self, name: str, *, force: bool, grace: float = 10.0) -> int | None:
+        def stop() -> int | None:
+            try:
+                container = self._client.containers.get(name)
+            except docker.errors.NotFound:
+                return None
+            if container.status in ("running", "restarting", "paused"):
+                if force:
+                    container.kill()
+                else:
+                    container.stop(timeout=int(grace))
+                container.wait(timeout=grace + 30)
+                container.reload()
+            return int(container.attrs["State"].get("ExitCode", 0))
+        return await self._run(stop)  # type: ignore[no-any-return]
+
+    async def remove(self, name: str) -> None:
+        def remove() -> None:
+            try:
+                self._client.containers.get(name).remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as error:
+                if error.status_code != 409 or "already in progress" not in str(error.explanation):
+                    raise
+        await self._run(remove)
+
+    async def state(self, name: str) -> dict[str, Any] | None:
+        def state() -> dict[str, Any] | None:
+            try:
+                return dict(self._client.containers.get(name).attrs["State"])
+            except docker.errors.NotFound:
+                return None
+        return await self._run(state)  # type: ignore[no-any-return]
+
+    async def logs_tail(self, name: str, lines: int = 20) -> str:
+        def tail() -> str:
+            try:
+                return self._client.containers.get(name).logs(tail=lines).decode(errors="replace")
+            except docker.errors.NotFound:
+                return ""
+        return str(await self._run(tail))
+
+    async def list_managed(self, runner_id: str) -> list[Observed]:
+        def listing() -> list[Observed]:
+            found = self._client.containers.list(all=True, filters={"label": f"{LABEL_RUNNER}={runner_id}"})
+            return [
+                Observed(sandbox_id=c.labels[LABEL_SANDBOX], running=c.status == "running",
+                         exit_code=c.attrs["State"].get("ExitCode"), container=c.name)
+                for c in found if LABEL_SANDBOX in c.labels
+            ]
+        return await self._run(listing)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._client.close()

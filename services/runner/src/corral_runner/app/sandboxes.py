@@ -1,0 +1,134 @@
+"""The runner's use cases: carry out a command through the engine, then report what was observed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from corral_agent.client import AgentUnavailable
+from corral_contracts import runner as rc
+
+from ..adapters.agent_link import AgentLink
+from ..domain.isolation import container_name, container_spec
+from ..domain.reconcile import Step, plan
+from .ports import ContainerEngine, EngineError, FactSink
+
+log = logging.getLogger(__name__)
+
+
+class AgentNotReady(Exception):
+    pass
+
+
+class SandboxRunner:
+    def __init__(self, *, runner_id: str, engine: ContainerEngine, agent: AgentLink, report: FactSink,
+                 agent_dir: Path, agent_ready_timeout: float = 30.0, extra_labels: dict[str, str] | None = None):
+        self.runner_id = runner_id
+        self._engine = engine
+        self._agent = agent
+        self._report = report
+        self._agent_dir = agent_dir
+        self._ready_timeout = agent_ready_timeout
+        self._labels = extra_labels or {}
+
+    async def _fact(self, cause: str, fact: Any) -> None:
+        await self._report(fact, msg_id=f"{self.runner_id}:{cause}:{type(fact).__name__}")
+
+    async def _failed(self, cause: str, sandbox_id: str, operation: str, reason: str) -> None:
+        log.warning("%s of %s failed: %s", operation, sandbox_id, reason)
+        await self._fact(cause, rc.SandboxContainerFailed(runner_id=self.runner_id, sandbox_id=sandbox_id,
+                                                          operation=operation, reason=reason))
+
+    async def _wait_agent(self, sandbox_id: str) -> None:
+        deadline = time.monotonic() + self._ready_timeout
+        name = container_name(sandbox_id)
+        while True:
+            try:
+                await self._agent.ping(sandbox_id, timeout=1.0)
+                return
+            except AgentUnavailable:
+                pass
+            state = await self._engine.state(name)
+            if state is None or state.get("Status") in ("exited", "dead"):
+                tail = await self._engine.logs_tail(name)
+                raise AgentNotReady(f"container exited before its agent answered: {tail.strip()[-500:]}")
+            if time.monotonic() > deadline:
+                raise AgentNotReady(f"agent did not answer within {self._ready_timeout:.0f}s")
+            await asyncio.sleep(0.01)
+
+    async def _boot(self, cause: str, sandbox_id: str, operation: str) -> None:
+        try:
+            await self._engine.start(container_name(sandbox_id))
+            await self._wait_agent(sandbox_id)
+        except (EngineError, AgentNotReady) as error:
+            await self._failed(cause, sandbox_id, operation, str(error))
+            return
+        state = await self._engine.state(container_name(sandbox_id)) or {}
+        await self._fact(cause, rc.SandboxContainerStarted(runner_id=self.runner_id, sandbox_id=sandbox_id,
+                                                           container_id=str(state.get("Pid", ""))))
+
+    async def create(self, command: rc.CreateSandbox, cause: str) -> None:
+        run_dir = self._agent.run_dir(command.sandbox_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.chmod(0o777)  # the sandbox user (any uid) owns its agent socket here; nothing else lives here
+        spec = container_spec(command, runner_id=self.runner_id, agent_dir=str(self._agent_dir),
+                              run_dir=str(run_dir), extra_labels=self._labels)
+        try:
+            await self._engine.ensure_network()
+            await self._engine.create(spec)
+        except EngineError as error:
+            await self._failed(cause, command.sandbox_id, "create", str(error))
+            return
+        await self._boot(cause, command.sandbox_id, "create")
+
+    async def start(self, command: rc.StartSandbox, cause: str) -> None:
+        if await self._engine.state(container_name(command.sandbox_id)) is None:
+            await self._failed(cause, command.sandbox_id, "start", "the sandbox's container no longer exists")
+            return
+        await self._boot(cause, command.sandbox_id, "start")
+
+    async def stop(self, command: rc.StopSandbox, cause: str) -> None:
+        code = await self._engine.stop(container_name(command.sandbox_id), force=command.force)
+        await self._fact(cause, rc.SandboxContainerStopped(runner_id=self.runner_id, sandbox_id=command.sandbox_id,
+                                                           exit_code=code))
+
+    async def destroy(self, command: rc.DestroySandbox, cause: str, container: str = "") -> None:
+        await self._engine.remove(container or container_name(command.sandbox_id))
+        await asyncio.to_thread(shutil.rmtree, self._agent.run_dir(command.sandbox_id), True)
+        await self._fact(cause, rc.SandboxContainerRemoved(runner_id=self.runner_id, sandbox_id=command.sandbox_id))
+
+    async def handle(self, command: rc.RunnerCommand, cause: str) -> None:
+        match command:
+            case rc.CreateSandbox():
+                await self.create(command, cause)
+            case rc.StartSandbox():
+                await self.start(command, cause)
+            case rc.StopSandbox():
+                await self.stop(command, cause)
+            case rc.DestroySandbox():
+                await self.destroy(command, cause)
+
+    async def reconcile(self, assignments: rc.RunnerAssignments, boot_id: str) -> list[Step]:
+        """Make the containers on this host agree with the log (run once at start-up)."""
+        containers = await self._engine.list_managed(self.runner_id)
+        steps = plan(assignments.sandboxes, containers)
+        for step in steps:
+            cause = f"reconcile-{boot_id}-{step.sandbox_id}"
+            sid = step.sandbox_id
+            match step.action:
+                case "remove" | "report_removed":
+                    await self.destroy(rc.DestroySandbox(sandbox_id=sid), cause, step.container)
+                case "create":
+                    assert step.assignment is not None
+                    await self.create(step.assignment.command, cause)
+                case "start" | "report_started":
+                    await self._boot(cause, sid, "start")
+                case "stop" | "report_stopped":
+                    await self.stop(rc.StopSandbox(sandbox_id=sid), cause)
+                case "report_lost":
+                    await self._failed(cause, sid, "reconcile", "the sandbox's container was lost on this runner")
+        return steps

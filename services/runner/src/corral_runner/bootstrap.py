@@ -1,0 +1,129 @@
+"""The runner's composition root: `build(settings, **overrides)`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from corral_agent.bundle import build_zipapp
+from corral_contracts import codecs
+from corral_contracts.envelope import EventEnvelope
+from corral_contracts.runner import AssignmentsRequest, RunnerHeartbeat
+from corral_contracts.subjects import CMD_STREAM, RUNNER_ASSIGNMENTS, RUNNERS_BUCKET, event_subject, runner_commands
+from corral_messaging import Bus, Consumer, ConsumerPolicy, JetStreamBus
+
+from .adapters.agent_link import AgentLink
+from .adapters.docker_engine import DockerEngine
+from .app.ports import ContainerEngine
+from .app.sandboxes import SandboxRunner
+from .app.toolbox import Toolbox
+from .domain.isolation import AGENT_FILE
+from .entrypoints.commands import CommandDesk
+from .entrypoints.toolbox_http import create_toolbox_app
+from .settings import Settings
+
+log = logging.getLogger("corral.runner")
+
+
+class Runner:
+    def __init__(self, settings: Settings, bus: Bus, engine: ContainerEngine):
+        self.settings = settings
+        self.bus = bus
+        self.engine = engine
+        self.boot_id = uuid.uuid4().hex[:12]
+        self.started_at = datetime.now(timezone.utc).isoformat()
+        self.agent_dir = settings.runner_dir / "agent"
+        self.agent = AgentLink(settings.runner_dir / "runs")
+        self.sandboxes = SandboxRunner(runner_id=settings.runner_id, engine=engine, agent=self.agent,
+                                       report=self.report, agent_dir=self.agent_dir,
+                                       agent_ready_timeout=settings.agent_ready_timeout,
+                                       extra_labels=settings.container_labels)
+        self.commands: Consumer | None = None
+        self.app = create_toolbox_app(Toolbox(self.agent), settings.internal_token)
+        self.app.cleanup_ctx.append(self._lifespan)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.reconciled = asyncio.Event()
+
+    async def report(self, fact: Any, *, msg_id: str) -> None:
+        envelope = EventEnvelope(event_id=msg_id, aggregate_id=fact.sandbox_id,
+                                 occurred_at=datetime.now(timezone.utc), payload=fact)
+        await self.bus.publish(event_subject(fact), codecs.encode(envelope), msg_id=msg_id)
+
+    async def heartbeat(self) -> None:
+        beat = RunnerHeartbeat(runner_id=self.settings.runner_id, toolbox_url=self.settings.toolbox_url,
+                               started_at=self.started_at, cpus=os.cpu_count() or 1,
+                               sandboxes=len(await self.engine.list_managed(self.settings.runner_id)))
+        await self.bus.kv_put(RUNNERS_BUCKET, self.settings.runner_id, codecs.encode(beat))
+
+    async def _heartbeats(self) -> None:
+        while True:
+            try:
+                await self.heartbeat()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("heartbeat failed")
+            await asyncio.sleep(self.settings.heartbeat_interval)
+
+    async def reconcile(self) -> None:
+        """Ask the api what this runner holds, then make the containers agree; retried until it answers."""
+        request = codecs.encode(AssignmentsRequest(runner_id=self.settings.runner_id))
+        while True:
+            try:
+                answer = codecs.runner_assignments.decode(await self.bus.request(RUNNER_ASSIGNMENTS, request, timeout=5))
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.info("waiting for the api to answer assignments (%s)", error)
+                await asyncio.sleep(1.0)
+        steps = await self.sandboxes.reconcile(answer, self.boot_id)
+        log.info("reconciled %d sandboxes: %s", len(steps), {s.sandbox_id[:8]: s.action for s in steps})
+
+    async def _reconcile_then_consume(self) -> None:
+        await self.reconcile()
+        self.reconciled.set()
+        self.commands = self.bus.consume(stream=CMD_STREAM, durable=f"runner-{self.settings.runner_id}",
+                                         filter_subject=runner_commands(self.settings.runner_id),
+                                         handler=CommandDesk(self.sandboxes).handle,
+                                         policy=ConsumerPolicy(ack_wait=120.0))
+        await self.commands.start()
+
+    async def start(self) -> None:
+        self.agent.runs_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(build_zipapp, self.agent_dir / AGENT_FILE)
+        self.agent_dir.chmod(0o755)
+        await self.bus.connect()
+        await self.bus.ensure_streams()
+        await self.engine.ensure_network()
+        await self.heartbeat()
+        self._tasks = [asyncio.create_task(self._heartbeats(), name="heartbeats"),
+                       asyncio.create_task(self._reconcile_then_consume(), name="reconcile")]
+        log.info("runner %s up (toolbox %s)", self.settings.runner_id, self.settings.toolbox_url)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.commands:
+            await self.commands.stop()
+        await self.bus.close()
+
+    async def _lifespan(self, app: web.Application) -> AsyncIterator[None]:
+        await self.start()
+        yield
+        await self.stop()
+
+
+def build(settings: Settings, *, bus: Bus | None = None, engine: ContainerEngine | None = None) -> Runner:
+    Path(settings.runner_dir).mkdir(parents=True, exist_ok=True)
+    return Runner(settings, bus or JetStreamBus(settings.nats_url, name=f"corral-runner-{settings.runner_id}"),
+                  engine or DockerEngine(settings.docker_url))

@@ -1,0 +1,60 @@
+"""The runner's settings: one frozen struct, read from the environment once, in `main`."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import msgspec
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    runner_id: str
+    home: str
+    nats_url: str
+    internal_token: str
+    docker_url: str | None = None
+    toolbox_host: str = "127.0.0.1"
+    toolbox_port: int = 3003
+    toolbox_url: str = "http://127.0.0.1:3003"
+    """How the proxy reaches this runner's toolbox front."""
+    heartbeat_interval: float = 5.0
+    agent_ready_timeout: float = 30.0
+    container_labels: dict[str, str] = {}
+    """Extra labels on every container (tests use one to find and remove what they made)."""
+    log_level: str = "INFO"
+
+    @property
+    def runner_dir(self) -> Path:
+        return Path(self.home) / "runners" / self.runner_id
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("CORRAL_HOME", ".corral")).resolve()
+        token = env.get("CORRAL_INTERNAL_TOKEN") or _read(home / "internal-token")
+        if not token:
+            raise SystemExit("CORRAL_INTERNAL_TOKEN is not set and $CORRAL_HOME/internal-token does not exist")
+        port = int(env.get("CORRAL_RUNNER_PORT", "3003"))
+        host = env.get("CORRAL_RUNNER_HOST", "127.0.0.1")
+        labels = dict(item.split("=", 1) for item in env.get("CORRAL_RUNNER_LABELS", "").split(",") if "=" in item)
+        return cls(
+            runner_id=env.get("CORRAL_RUNNER_ID", socket.gethostname().split(".")[0] or "runner"),
+            home=str(home),
+            nats_url=env.get("CORRAL_NATS_URL", "nats://127.0.0.1:4222"),
+            internal_token=token,
+            docker_url=env.get("DOCKER_HOST") or None,
+            toolbox_host=host,
+            toolbox_port=port,
+            toolbox_url=env.get("CORRAL_RUNNER_URL", f"http://{host}:{port}"),
+            container_labels=labels,
+            log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
+        )
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
