@@ -24,17 +24,19 @@ SERVICE = web.AppKey("service", SandboxService)
 DIRECTORY = web.AppKey("directory", SandboxDirectory)
 TOOLBOX_URL = web.AppKey("toolbox_url", str)
 OPENAPI = web.AppKey("openapi", bytes)
+ORGANIZATION = web.RequestKey("organization_id", str)
+ACTOR = web.RequestKey("actor", str)
 
 _encode = msgspec.json.encode
 
 
 def organization(request: web.Request) -> str:
-    return str(request["organization_id"])
+    return request[ORGANIZATION]
 
 
 def event_meta(request: web.Request) -> dict[str, str]:
     meta = inject_headers({})
-    meta["Corral-Actor"] = str(request.get("actor", ""))
+    meta["Corral-Actor"] = request.get(ACTOR, "")
     meta["Corral-Source"] = request.headers.get("X-Daytona-Source", request.headers.get("User-Agent", ""))[:100]
     return meta
 
@@ -189,8 +191,8 @@ def authenticate(directory: SandboxDirectory, public_paths: frozenset[str]):  # 
         entry = directory.api_keys.get(hash_key(token.strip())) if scheme.lower() == "bearer" and token else None
         if entry is None or entry.revoked:
             return error_response(401, "Invalid or missing API key", "UNAUTHORIZED")
-        request["organization_id"] = entry.organization_id
-        request["actor"] = entry.prefix
+        request[ORGANIZATION] = entry.organization_id
+        request[ACTOR] = entry.prefix
         return await handler(request)
 
     return middleware

@@ -1,0 +1,59 @@
+"""The event log on real persistence: SQLite (the default) and the library's in-memory store."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from corral_contracts.codecs import RecordedEvent
+from corral_contracts.sandbox import SandboxLabelsReplaced, SandboxStartRequested, SandboxStopRequested
+from corral_eventstore import ConcurrencyConflict, EventLog, iter_all
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def event_log(request, tmp_path: Path):  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'events.db'}" if request.param == "sqlite" else "memory://"
+    log = EventLog(RecordedEvent, url)
+    yield log
+    log.close()
+
+
+def test_contract_events_round_trip_with_their_metadata(event_log: EventLog) -> None:
+    key = uuid.uuid4()
+    events = [SandboxStartRequested(sandbox_id=str(key)), SandboxLabelsReplaced(sandbox_id=str(key), labels={"a": "b"})]
+    last = event_log.append(key, 0, events, {"Corral-Actor": "tester"})
+    history = event_log.history(key)
+    assert [e.payload for e in history] == events
+    assert [e.originator_version for e in history] == [1, 2]
+    assert all(e.meta == {"Corral-Actor": "tester"} and e.timestamp.tzinfo for e in history)
+    assert last == event_log.last_notification_id() == 2
+    assert [(n, e.payload) for n, e in iter_all(event_log)] == [(1, events[0]), (2, events[1])]
+
+
+def test_a_second_writer_at_the_same_version_conflicts_and_changes_nothing(event_log: EventLog) -> None:
+    key = uuid.uuid4()
+    event_log.append(key, 0, [SandboxStartRequested(sandbox_id=str(key))])
+    with pytest.raises(ConcurrencyConflict):
+        event_log.append(key, 0, [SandboxStopRequested(sandbox_id=str(key))])
+    assert len(event_log.history(key)) == 1
+
+
+def test_several_aggregates_are_recorded_in_one_transaction(event_log: EventLog) -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    event_log.append(second, 0, [SandboxStartRequested(sandbox_id=str(second))])
+    with pytest.raises(ConcurrencyConflict):
+        event_log.append(first, 0, [SandboxStartRequested(sandbox_id=str(first))], None,
+                         (second, 0, [SandboxStopRequested(sandbox_id=str(second))]))
+    assert event_log.history(first) == [], "nothing of a failed transaction is recorded"
+
+
+def test_tracking_positions_survive_reopening(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    log = EventLog(RecordedEvent, url)
+    log.track("outbox", 7)
+    log.close()
+    reopened = EventLog(RecordedEvent, url)
+    assert reopened.tracked("outbox") == 7 and reopened.tracked("other") == 0
+    reopened.close()
