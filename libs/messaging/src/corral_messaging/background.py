@@ -44,6 +44,8 @@ class BackgroundLoop:
     async def stop(self) -> None:
         self.stopping = True
         self.wake()
+        if self._task is asyncio.current_task():
+            return  # stopped from its own handler: the loop ends once that handler returns
         task, self._task = self._task, None
         if task is not None:
             try:

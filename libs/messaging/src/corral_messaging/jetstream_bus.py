@@ -10,10 +10,14 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoStreamResponseError, NotFoundError
-from nats.js.errors import ServiceUnavailableError
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyNotFoundError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from nats.js.kv import KeyValue
 
 from corral_observability import inject_headers
@@ -52,7 +56,6 @@ class JetStreamBus:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._consumers: list[JetStreamConsumer | JetStreamFollower] = []
-        self._subs: list[Subscription] = []
         self._buckets: dict[str, KeyValue] = {}
         self._replies: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -74,7 +77,6 @@ class JetStreamBus:
         for consumer in consumers:
             await consumer.stop()
         nc, self._nc, self._js = self._nc, None, None
-        self._subs.clear()
         self._buckets.clear()
         if nc is not None and not nc.is_closed:
             await nc.close()
@@ -125,16 +127,18 @@ class JetStreamBus:
         handler: Handler,
         policy: ConsumerPolicy = ConsumerPolicy(),
     ) -> Consumer:
+        nc = self._client()
         stream_named(stream)
-        consumer = JetStreamConsumer(nc=self._client(), js=self._jetstream(), stream=stream, durable=durable,
+        consumer = JetStreamConsumer(nc=nc, js=self._jetstream(), stream=stream, durable=durable,
                                      filter_subject=filter_subject, handler=handler, policy=policy,
                                      publish=self.publish)
         self._consumers.append(consumer)
         return consumer
 
     def follow(self, *, stream: str, filter_subject: str, handler: Handler) -> Consumer:
+        nc = self._client()
         check_followable(stream)
-        follower = JetStreamFollower(nc=self._client(), js=self._jetstream(), stream=stream,
+        follower = JetStreamFollower(nc=nc, js=self._jetstream(), stream=stream,
                                      filter_subject=filter_subject, handler=handler)
         self._consumers.append(follower)
         return follower
@@ -156,7 +160,7 @@ class JetStreamBus:
             self._replies.add(task)
             task.add_done_callback(self._replies.discard)
 
-        self._subs.append(await nc.subscribe(subject, queue=SERVE_QUEUE_GROUP, cb=on_request))
+        await nc.subscribe(subject, queue=SERVE_QUEUE_GROUP, cb=on_request)  # ends with the connection
 
     async def _answer(self, nc: Client, msg: Msg, handler: RequestHandler) -> None:
         payload, headers = await answer(handler, msg.subject, msg.data, msg.headers or {})

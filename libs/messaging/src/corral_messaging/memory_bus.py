@@ -17,7 +17,15 @@ from .memory_consumers import DurableState, MemoryConsumer, MemoryFollower
 from .memory_store import Clock, MemoryBucket, MemoryStream
 from .port import Consumer, Handler, RequestHandler
 from .replies import answer, reply_payload
-from .streams import BUCKETS, STREAMS, check_key, check_followable, stream_for_subject, subject_matches
+from .streams import (
+    BUCKETS,
+    STREAMS,
+    check_followable,
+    check_key,
+    stream_for_subject,
+    stream_named,
+    subject_matches,
+)
 
 log = logging.getLogger("corral_messaging")
 
@@ -80,6 +88,8 @@ class MemoryBus:
         handler: Handler,
         policy: ConsumerPolicy = ConsumerPolicy(),
     ) -> Consumer:
+        self._check()
+        stream_named(stream)
         state = self._durables.get((stream, durable))
         if state is None or state.filter_subject != filter_subject:
             previous = state
@@ -92,6 +102,7 @@ class MemoryBus:
         return consumer
 
     def follow(self, *, stream: str, filter_subject: str, handler: Handler) -> Consumer:
+        self._check()
         check_followable(stream)
         follower = MemoryFollower(stream=self._stream(stream), filter_subject=filter_subject, handler=handler)
         self._consumers.append(follower)
