@@ -71,9 +71,9 @@ class Api:
         await self.relay.start()
         self.consumers = [
             self.bus.consume(stream=EVT_STREAM, durable="api-process-manager", filter_subject=events_of("sandbox"),
-                             handler=self.process_manager.handle, policy=ConsumerPolicy()),
+                             handler=self.process_manager.handle, policy=ConsumerPolicy(max_ack_pending=1)),
             self.bus.consume(stream=EVT_STREAM, durable="api-runner-facts", filter_subject=events_of("runner"),
-                             handler=self.fact_recorder.handle, policy=ConsumerPolicy()),
+                             handler=self.fact_recorder.handle, policy=ConsumerPolicy(max_ack_pending=1)),
         ]
         for consumer in self.consumers:
             await consumer.start()
