@@ -59,8 +59,13 @@ class OutboxRelay:
         """Something was recorded: relay it now rather than at the next poll."""
         self._wake.set()
 
-    async def start(self) -> None:
+    async def resume(self) -> int:
+        """Take up the tracking position: where a previous relay (perhaps killed) stopped."""
         self.position = await asyncio.to_thread(self._log.tracked, TRACKING_NAME)
+        return self.position
+
+    async def start(self) -> None:
+        await self.resume()
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
