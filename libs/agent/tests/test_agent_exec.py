@@ -143,3 +143,17 @@ async def test_invalid_exec_requests_are_bad_request(agent: RunningAgent, reques
     result = await run_exec(agent.socket_path, **request_fields)
     assert [f["type"] for f in result.frames] == ["error"]
     assert result.last["code"] == "BAD_REQUEST", result.last
+
+
+async def test_env_changes_reach_later_processes_only(agent) -> None:  # type: ignore[no-untyped-def]
+    from corral_agent import client
+
+    frames = [f async for f in client.call(agent.socket_path, {"op": "env", "set": {"CORRAL_X": "1"}, "unset": ["HOME_NOT_SET"]})]
+    assert frames[-1]["type"] == "result"
+    out = [f async for f in client.call(agent.socket_path, {"op": "exec", "command": "echo ${CORRAL_X:-unset}"})]
+    assert base64.b64decode(out[0]["data"]) == b"1\n"
+    frames = [f async for f in client.call(agent.socket_path, {"op": "env", "unset": ["CORRAL_X"]})]
+    out = [f async for f in client.call(agent.socket_path, {"op": "exec", "command": "echo ${CORRAL_X:-unset}"})]
+    assert base64.b64decode(out[0]["data"]) == b"unset\n"
+    bad = [f async for f in client.call(agent.socket_path, {"op": "env", "set": {"A": 1}})]
+    assert bad[-1]["type"] == "error" and bad[-1]["code"] == "BAD_REQUEST"

@@ -26,7 +26,8 @@ from .framing import (
     frame_length,
 )
 
-FINAL_FRAME_TYPES = frozenset({"exit", "error", "pong"})
+FINAL_FRAME_TYPES = frozenset({"exit", "error", "pong", "result"})
+"""A reply ends with one of these; one-shot ops answer with a single `result` frame."""
 
 __all__ = ["AgentError", "AgentUnavailable", "ProtocolViolation", "call", "ping"]
 

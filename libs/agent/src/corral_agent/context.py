@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import threading
 
 from .process_groups import ProcessGroups
 
@@ -10,7 +11,7 @@ SHELLS = ("zsh", "bash", "sh")  # `command` runs under the first of these found 
 
 
 class AgentContext:
-    __slots__ = ("workdir", "home", "user", "shell", "version", "groups")
+    __slots__ = ("workdir", "home", "user", "shell", "version", "groups", "env", "env_lock")
 
     def __init__(self, workdir: str, home: str, user: str, shell: str | None, version: str) -> None:
         self.workdir = workdir
@@ -19,6 +20,14 @@ class AgentContext:
         self.shell = shell
         self.version = version
         self.groups = ProcessGroups()
+        # The sandbox environment every new process starts from; `env` requests change it.
+        self.env = dict(os.environ)
+        self.env_lock = threading.Lock()
+
+    def environment(self) -> dict:
+        """A copy of the current sandbox environment."""
+        with self.env_lock:
+            return dict(self.env)
 
 
 def build_context(workdir: str, version: str) -> AgentContext:

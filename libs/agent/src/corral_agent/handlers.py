@@ -5,6 +5,7 @@ import os
 
 from .connection import Connection
 from .context import AgentContext
+from .errors import BAD_REQUEST, AgentError
 from .exec_request import parse_exec_request
 from .execution import run_exec
 
@@ -23,11 +24,29 @@ def ping(message: dict, context: AgentContext, connection: Connection) -> None:
 
 
 def execute(message: dict, context: AgentContext, connection: Connection) -> None:
-    request = parse_exec_request(message, workdir=context.workdir, base_env=dict(os.environ))
+    request = parse_exec_request(message, workdir=context.workdir, base_env=context.environment())
     run_exec(request, shell=context.shell, sock=connection.sock, groups=context.groups)
+
+
+def update_env(message: dict, context: AgentContext, connection: Connection) -> None:
+    """`{"op": "env", "set": {name: value}, "unset": [name]}`: processes started afterwards see the change."""
+    changes = message.get("set") or {}
+    removals = message.get("unset") or []
+    if not isinstance(changes, dict) or not all(isinstance(k, str) and isinstance(v, str) and k and "=" not in k
+                                                and "\0" not in k + v for k, v in changes.items()):
+        raise AgentError(BAD_REQUEST, "set must map variable names to string values")
+    if not isinstance(removals, list) or not all(isinstance(k, str) for k in removals):
+        raise AgentError(BAD_REQUEST, "unset must be a list of variable names")
+    with context.env_lock:
+        context.env.update(changes)
+        for name in removals:
+            context.env.pop(name, None)
+        size = len(context.env)
+    connection.send({"type": "result", "variables": size})
 
 
 HANDLERS = {
     "ping": ping,
     "exec": execute,
+    "env": update_env,
 }

@@ -24,10 +24,9 @@ from .adapters.agent_link import AgentLink
 from .adapters.docker_engine import DockerEngine
 from .app.ports import ContainerEngine
 from .app.sandboxes import SandboxRunner
-from .app.toolbox import Toolbox
 from .domain.isolation import AGENT_FILE
 from .entrypoints.commands import CommandDesk
-from .entrypoints.toolbox_http import create_toolbox_app
+from .entrypoints.toolbox import create_toolbox_app
 from .settings import Settings
 
 log = logging.getLogger("corral.runner")
@@ -47,7 +46,7 @@ class Runner:
                                        agent_ready_timeout=settings.agent_ready_timeout,
                                        extra_labels=settings.container_labels)
         self.commands: Consumer | None = None
-        self.app = create_toolbox_app(Toolbox(self.agent), settings.internal_token)
+        self.app = create_toolbox_app(self.agent, settings.internal_token)
         self.app.cleanup_ctx.append(self._lifespan)
         self._tasks: list[asyncio.Task[Any]] = []
         self.reconciled = asyncio.Event()

@@ -14,6 +14,7 @@ from aiohttp import web
 from corral_web import error_response, json_errors
 
 from ..app.directory import Directory, Refused
+from .websockets import bridge, is_websocket
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ async def toolbox(request: web.Request) -> web.StreamResponse:
     headers["X-Corral-Internal-Token"] = request.app[INTERNAL_TOKEN]
     headers["X-Forwarded-Host"] = request.host
     url = f"{base}/toolbox/{sandbox_id}/{request.match_info['tail']}"
+    if is_websocket(request):
+        return await bridge(request, request.app[SESSION], url.replace("http", "ws", 1), headers)
     body = request.content if request.body_exists else None
     try:
         async with request.app[SESSION].request(request.method, url, params=request.query, headers=headers,
