@@ -16,8 +16,8 @@ from pathlib import Path
 from corral_stack.stack import Stack, StackConfig
 from corral_testing.stack import TEST_RUN_LABEL, remove_labelled
 
-from .figures import Series, table
-from .lifecycle import run_all
+from .figures import Options, Series, table
+from .suites import SUITES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -26,6 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--creates", type=int, default=20)
     parser.add_argument("--execs", type=int, default=200)
+    parser.add_argument("--only", nargs="*", default=[], help="suite names (default: all)")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="corral-b-", dir="/tmp"))
     run = os.urandom(4).hex()
@@ -33,7 +34,12 @@ def main() -> None:
     print("bench: starting a local stack (real Docker, real nats-server)...", flush=True)
     try:
         stack.start()
-        series: list[Series] = asyncio.run(run_all(stack, creates=args.creates, execs=args.execs, labels={TEST_RUN_LABEL: run}))
+        options = Options(creates=args.creates, execs=args.execs, labels={TEST_RUN_LABEL: run}, only=tuple(args.only))
+        series: list[Series] = []
+        for name, suite in SUITES:
+            if not options.only or name in options.only:
+                print(f"bench: {name}", flush=True)
+                series += asyncio.run(suite(stack, options))
     finally:
         stack.stop()
         remove_labelled(TEST_RUN_LABEL, run)

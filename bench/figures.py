@@ -6,6 +6,15 @@ import statistics
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True)
+class Options:
+    creates: int = 20
+    execs: int = 200
+    labels: dict[str, str] = field(default_factory=dict)
+    """Labels for every container a suite makes itself (removed at the end of the run)."""
+    only: tuple[str, ...] = ()
+
+
 @dataclass
 class Series:
     name: str

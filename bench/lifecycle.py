@@ -15,13 +15,17 @@ import docker
 
 from corral_stack.stack import Stack
 
-from .figures import Series
+from .figures import Options, Series
 
 IMAGE = "corral/sandbox:default"
 
 
 def ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000
+
+
+async def run(stack: Stack, options: Options) -> list[Series]:
+    return await run_all(stack, creates=options.creates, execs=options.execs, labels=options.labels)
 
 
 async def run_all(stack: Stack, *, creates: int, execs: int, labels: dict[str, str]) -> list[Series]:

@@ -29,7 +29,7 @@ from .framing import (
 FINAL_FRAME_TYPES = frozenset({"exit", "error", "pong", "result"})
 """A reply ends with one of these; one-shot ops answer with a single `result` frame."""
 
-__all__ = ["AgentError", "AgentUnavailable", "ProtocolViolation", "call", "ping"]
+__all__ = ["AgentError", "AgentStream", "AgentUnavailable", "ProtocolViolation", "call", "open_stream", "ping"]
 
 
 class AgentUnavailable(Exception):
@@ -110,3 +110,74 @@ async def _read_frame(reader: asyncio.StreamReader, after_final: bool) -> dict |
         raise ProtocolViolation("the agent sent a truncated frame") from None
     except FrameError as error:
         raise ProtocolViolation(str(error)) from None
+
+
+class AgentStream:
+    """A two-way conversation with the agent, for ops that stream after their request: uploads and
+    downloads (raw bytes after the frames), PTYs and session input (frames both ways).
+
+    Open with `await open_stream(path, request)`; always `close()` it (or use `async with`).
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self._final_seen = False
+
+    async def send(self, message: dict) -> None:
+        self.writer.write(encode_frame(message))
+        await self.writer.drain()
+
+    async def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    def half_close(self) -> None:
+        """No more bytes from us; the agent still answers (its replies are read as usual)."""
+        if self.writer.can_write_eof():
+            self.writer.write_eof()
+
+    async def recv(self) -> dict | None:
+        """The next frame from the agent, or None at the end of the conversation."""
+        frame = await _read_frame(self.reader, self._final_seen)
+        if frame is not None and frame.get("type") in FINAL_FRAME_TYPES:
+            self._final_seen = True
+        return frame
+
+    async def read_raw(self, size: int) -> bytes:
+        """Up to `size` raw bytes (fewer at the end of the stream; b"" once it has ended)."""
+        return await self.reader.read(size)
+
+    async def read_exactly(self, size: int) -> bytes:
+        try:
+            return await self.reader.readexactly(size)
+        except asyncio.IncompleteReadError as error:
+            raise AgentUnavailable(f"the agent ended the stream {size - len(error.partial)} bytes early") from None
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except OSError:
+            pass
+
+    async def __aenter__(self) -> "AgentStream":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def open_stream(socket_path: str, request: dict) -> AgentStream:
+    """Connect and send the request frame; the conversation continues on the returned stream."""
+    try:
+        reader, writer = await asyncio.open_unix_connection(socket_path, limit=1024 * 1024)
+    except OSError as error:
+        raise AgentUnavailable(f"cannot connect to the agent at {socket_path}: {error}") from error
+    stream = AgentStream(reader, writer)
+    try:
+        await stream.send(request)
+    except ConnectionError as error:
+        await stream.close()
+        raise AgentUnavailable(f"the agent dropped the connection: {error}") from error
+    return stream

@@ -38,6 +38,18 @@ class Connection:
         body = self._read_exactly(length, allow_eof=False)
         return decode_body(body if body is not None else b"")
 
+    def read_frame(self, timeout: float | None) -> dict | None:
+        """The client's next frame after its request (streaming ops), or None once it half-closed."""
+        return self.read_request(timeout if timeout is not None else 0) if timeout else self._read_blocking()
+
+    def _read_blocking(self) -> dict | None:
+        self.sock.settimeout(None)
+        header = self._read_exactly(HEADER_BYTES, allow_eof=True)
+        if header is None:
+            return None
+        body = self._read_exactly(frame_length(header, MAX_REQUEST_BYTES), allow_eof=False)
+        return decode_body(body if body is not None else b"")
+
     def send(self, message: dict, timeout: float | None = None) -> None:
         self.send_encoded(encode_frame(message), timeout)
 

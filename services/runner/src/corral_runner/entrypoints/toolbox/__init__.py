@@ -13,10 +13,10 @@ from corral_web import json_errors, reply
 
 from ...adapters.agent_link import AgentLink
 from ...app.toolbox import Toolbox
-from . import process
+from . import files, git, interpreter, process, pty, sessions, system
 from .common import AGENT, TOOLBOX, internal_auth
 
-AREAS = (process,)
+AREAS = (process, files, sessions, pty, interpreter, git, system)
 
 
 async def health(request: web.Request) -> web.Response:
