@@ -9,7 +9,6 @@ resumes from the tracking position and nothing is lost or repeated on the stream
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from corral_contracts.codecs import encode
@@ -18,8 +17,8 @@ from corral_contracts.subjects import event_subject
 
 from .log import EventLog
 from .mapper import Recorded
+from .tailing import LogTail
 
-log = logging.getLogger(__name__)
 
 Publish = Callable[..., Awaitable[object]]
 
@@ -49,15 +48,13 @@ class OutboxRelay:
         self._log = event_log
         self._publish = publish
         self._batch = batch
-        self._poll_interval = poll_interval
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tail = LogTail("outbox-relay", self._relay_batch, poll_interval=poll_interval)
         self.position = 0
         self._progress = asyncio.Condition()
 
     def notify(self) -> None:
         """Something was recorded: relay it now rather than at the next poll."""
-        self._wake.set()
+        self._tail.notify()
 
     async def resume(self) -> int:
         """Take up the tracking position: where a previous relay (perhaps killed) stopped."""
@@ -66,16 +63,10 @@ class OutboxRelay:
 
     async def start(self) -> None:
         await self.resume()
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._tail.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._tail.stop()
 
     async def wait_published(self, notification_id: int, timeout: float = 10.0) -> None:
         async with self._progress:
@@ -97,22 +88,5 @@ class OutboxRelay:
                 self._progress.notify_all()
         return len(page)
 
-    async def _run(self) -> None:
-        backoff = 0.2
-        while True:
-            try:
-                while await self.relay_once() == self._batch:
-                    pass
-                backoff = 0.2
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox relay failed; retrying in %.1fs", backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-            except TimeoutError:
-                pass
+    async def _relay_batch(self) -> bool:
+        return await self.relay_once() == self._batch

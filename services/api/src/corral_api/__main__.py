@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
-from aiohttp import web
-
-from corral_observability import configure
+from corral_web.serving import serve
 
 from .bootstrap import build
 from .settings import Settings
@@ -14,11 +10,7 @@ from .settings import Settings
 
 def main() -> None:
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    configure("corral-api")
-    api = build(settings)
-    web.run_app(api.app, host=settings.host, port=settings.port, print=None, access_log=None,
-                shutdown_timeout=5)
+    serve(build(settings).app, service="corral-api", host=settings.host, port=settings.port, log_level=settings.log_level)
 
 
 if __name__ == "__main__":

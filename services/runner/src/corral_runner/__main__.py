@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
-from aiohttp import web
-
-from corral_observability import configure
+from corral_web.serving import serve
 
 from .bootstrap import build
 from .settings import Settings
@@ -14,11 +10,8 @@ from .settings import Settings
 
 def main() -> None:
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    configure("corral-runner")
-    runner = build(settings)
-    web.run_app(runner.app, host=settings.toolbox_host, port=settings.toolbox_port, print=None, access_log=None,
-                shutdown_timeout=5)
+    serve(build(settings).app, service="corral-runner", host=settings.toolbox_host, port=settings.toolbox_port,
+          log_level=settings.log_level)
 
 
 if __name__ == "__main__":

@@ -8,18 +8,16 @@ polling, which is how `POST /sandbox` waits for `started`.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from corral_contracts import identity as idev
 from corral_contracts import sandbox as ev
-from corral_eventstore import EventLog, Recorded
+from corral_eventstore import EventLog, LogTail, Recorded
 
 from ..domain.sandbox import Sandbox, evolve
 
-log = logging.getLogger(__name__)
 
 
 class ApiKeyEntry:
@@ -35,15 +33,13 @@ class ApiKeyEntry:
 class SandboxDirectory:
     def __init__(self, event_log: EventLog, *, poll_interval: float = 0.5):
         self._log = event_log
-        self._poll_interval = poll_interval
         self.position = 0
         self.sandboxes: dict[str, Sandbox] = {}
         self.names: dict[tuple[str, str], str] = {}
         self.api_keys: dict[str, ApiKeyEntry] = {}
         self.placed: Counter[str] = Counter()
         self._changed = asyncio.Condition()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tail = LogTail("sandbox-directory", self._follow_step, poll_interval=poll_interval)
         self._lock = asyncio.Lock()
 
     # --- folding ------------------------------------------------------------------------------
@@ -95,7 +91,7 @@ class SandboxDirectory:
         return self.position
 
     def notify(self) -> None:
-        self._wake.set()
+        self._tail.notify()
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float) -> bool:
         """Wait until `predicate()` holds after some fold, or the timeout passes (returns False)."""
@@ -110,26 +106,11 @@ class SandboxDirectory:
 
     async def start(self) -> None:
         await self.catch_up()
-        self._task = asyncio.create_task(self._follow(), name="sandbox-directory")
+        self._tail.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._tail.stop()
 
-    async def _follow(self) -> None:
-        while True:
-            try:
-                await self.catch_up()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("sandbox directory could not catch up")
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-            except TimeoutError:
-                pass
+    async def _follow_step(self) -> bool:
+        await self.catch_up()
+        return False
