@@ -20,6 +20,7 @@ from .app.sandboxes import Limits, SandboxService
 from .domain.identity import admin_key_created, hash_key, key_id_for
 from .entrypoints.consumers import AssignmentDesk, FactRecorder, ProcessManager
 from .entrypoints.http import create_app
+from .entrypoints.realtime import EventStream
 from .settings import Settings
 
 log = logging.getLogger("corral.api")
@@ -41,6 +42,8 @@ class Api:
         self.assignments = AssignmentDesk(self.directory)
         self.consumers: list[Consumer] = []
         self.app = create_app(self.service, self.directory, settings.toolbox_proxy_url)
+        self.realtime = EventStream(self.directory, settings.toolbox_proxy_url)
+        self.realtime.attach(self.app)
         self.app.cleanup_ctx.append(self._lifespan)
 
     def recorded(self) -> None:
@@ -68,6 +71,7 @@ class Api:
         await self.bus.ensure_streams()
         await self.directory.start()
         await self.ensure_admin_key()
+        await self.realtime.start()
         await self.relay.start()
         self.consumers = [
             self.bus.consume(stream=EVT_STREAM, durable="api-process-manager", filter_subject=events_of("sandbox"),
@@ -84,6 +88,7 @@ class Api:
         for consumer in self.consumers:
             await consumer.stop()
         await self.relay.stop()
+        await self.realtime.stop()
         await self.directory.stop()
         await self.bus.close()
         await asyncio.to_thread(self.event_log.close)

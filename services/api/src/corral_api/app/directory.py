@@ -38,6 +38,8 @@ class SandboxDirectory:
         self.names: dict[tuple[str, str], str] = {}
         self.api_keys: dict[str, ApiKeyEntry] = {}
         self.placed: Counter[str] = Counter()
+        self.listeners: list[Callable[[Sandbox | None, Sandbox], None]] = []
+        """Told of every sandbox change as it is folded (after start-up's initial catch-up too)."""
         self._changed = asyncio.Condition()
         self._tail = LogTail("sandbox-directory", self._follow_step, poll_interval=poll_interval)
         self._lock = asyncio.Lock()
@@ -69,6 +71,8 @@ class SandboxDirectory:
         if after is None:
             return
         self.sandboxes[sandbox_id] = after
+        for listener in self.listeners:
+            listener(before, after)
         live_before = before is not None and before.state != "destroyed"
         live_after = after.state != "destroyed"
         if live_after and not live_before:

@@ -18,6 +18,7 @@ from ..domain.errors import DomainError, InvalidRequest
 from ..domain.identity import hash_key
 from . import dto
 from .openapi import openapi_document
+from .realtime import PATH as REALTIME_PATH
 from .routes import Query, Route
 
 SERVICE = web.AppKey("service", SandboxService)
@@ -184,7 +185,7 @@ ROUTES: tuple[Route, ...] = (
 def authenticate(directory: SandboxDirectory, public_paths: frozenset[str]):  # type: ignore[no-untyped-def]
     @web.middleware
     async def middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
-        if request.path in public_paths or not request.path.startswith("/api/"):
+        if request.path in public_paths or not request.path.startswith("/api/") or request.path == REALTIME_PATH:
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
