@@ -43,7 +43,7 @@ async def test_streams_and_bucket_are_configured_as_designed(nats_server: NatsSe
         assert (evt.subjects, evt.retention, evt.duplicate_window) == (["evt.>"], api.RetentionPolicy.LIMITS, 3600)
         assert not evt.max_age
         assert (dlq.subjects, dlq.retention) == (["dlq.>"], api.RetentionPolicy.LIMITS)
-        assert (await (await js.key_value(RUNNERS_BUCKET)).status()).ttl == 15
+        assert (await (await js.key_value(RUNNERS_BUCKET)).status()).ttl == 30
     finally:
         await nc.close()
 
@@ -150,3 +150,16 @@ async def test_nothing_is_lost_across_server_restarts(own_server: NatsServer, ui
     assert sorted(set(commands), key=int) == expected  # at least once: every command handled
     assert [d.data for d in events] == expected  # ordered follower: each event once, in order
     assert [d.stream_seq for d in events] == sorted({d.stream_seq for d in events})
+
+
+async def test_frequent_bucket_reads_do_not_pile_up_consumers(js_bus: JetStreamBus, uid: str) -> None:
+    """Every read of a bucket costs the server a consumer: readers share reads and the server drops
+    them quickly, so a busy api (health checks, sweeps, creates) never hits the consumer limit."""
+    await js_bus.kv_put(RUNNERS_BUCKET, f"k{uid}", b"1")
+    reads = await asyncio.gather(*(js_bus.kv_items(RUNNERS_BUCKET) for _ in range(200)))
+    assert all(items[f"k{uid}"] == b"1" for items in reads)
+    for round_ in range(100):
+        await js_bus.kv_put(RUNNERS_BUCKET, f"k{uid}", str(round_).encode())
+        assert (await js_bus.kv_items(RUNNERS_BUCKET))[f"k{uid}"] == str(round_).encode(), "a write is seen at once"
+    info = await js_bus._jetstream().stream_info(f"KV_{RUNNERS_BUCKET}")  # noqa: SLF001
+    assert info.state.consumer_count <= 110

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from corral_contracts.subjects import EVT_STREAM, RUNNERS_BUCKET
-from corral_messaging import MemoryBus, NotConnectedError, NoStreamError
+from corral_messaging import BUCKETS, MemoryBus, NotConnectedError, NoStreamError
 
 
 class Clock:
@@ -27,8 +27,9 @@ async def clock_and_bus() -> tuple[Clock, MemoryBus]:
 
 async def test_key_value_entries_expire_after_the_bucket_ttl(clock_and_bus: tuple[Clock, MemoryBus]) -> None:
     clock, bus = clock_and_bus
+    ttl = next(b.ttl for b in BUCKETS if b.name == RUNNERS_BUCKET)
     await bus.kv_put(RUNNERS_BUCKET, "r1", b"alive")
-    clock.now += 14.9
+    clock.now += ttl - 0.1
     assert await bus.kv_items(RUNNERS_BUCKET) == {"r1": b"alive"}
     await bus.kv_put(RUNNERS_BUCKET, "r2", b"alive")
     clock.now += 0.2

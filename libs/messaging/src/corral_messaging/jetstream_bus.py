@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 
 import nats
@@ -34,6 +35,9 @@ from .streams import check_followable, check_key, stream_for_subject, stream_nam
 
 log = logging.getLogger("corral_messaging")
 
+KV_READ_REUSE = 0.1
+"""Seconds a bucket read serves later `kv_items` calls of the same bus (each read costs a consumer)."""
+
 API_TIMEOUT = 5.0
 PUBLISH_ATTEMPT_TIMEOUT = 2.0
 
@@ -57,6 +61,7 @@ class JetStreamBus:
         self._js: JetStreamContext | None = None
         self._consumers: list[JetStreamConsumer | JetStreamFollower] = []
         self._buckets: dict[str, KeyValue] = {}
+        self._kv_reads: dict[str, tuple[asyncio.Future[dict[str, bytes]], float]] = {}
         self._replies: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -172,6 +177,7 @@ class JetStreamBus:
 
     async def kv_put(self, bucket: str, key: str, value: bytes) -> None:
         await (await self._bucket(bucket)).put(check_key(key), value)
+        self._kv_reads.pop(bucket, None)
 
     async def kv_get(self, bucket: str, key: str) -> bytes | None:
         try:
@@ -182,9 +188,27 @@ class JetStreamBus:
 
     async def kv_delete(self, bucket: str, key: str) -> None:
         await (await self._bucket(bucket)).delete(check_key(key))
+        self._kv_reads.pop(bucket, None)
 
     async def kv_items(self, bucket: str) -> dict[str, bytes]:
-        watcher = await (await self._bucket(bucket)).watchall(ignore_deletes=True)
+        """Concurrent callers share one read, and a read is reused for `KV_READ_REUSE` seconds unless
+        this bus wrote to the bucket since: every read costs the server a consumer."""
+        cached = self._kv_reads.get(bucket)
+        now = time.monotonic()
+        if cached is not None and (not cached[0].done() or now - cached[1] < KV_READ_REUSE):
+            return dict(await asyncio.shield(cached[0]))
+        read = asyncio.ensure_future(self._kv_read(bucket))
+        self._kv_reads[bucket] = (read, now)
+        try:
+            return dict(await asyncio.shield(read))
+        except BaseException:
+            self._kv_reads.pop(bucket, None)
+            raise
+
+    async def _kv_read(self, bucket: str) -> dict[str, bytes]:
+        # A short-lived ordered consumer; the server drops it 2 s after we stop (nats-py's default
+        # keeps it 5 minutes, and frequent reads would pile consumers up to the server's limit).
+        watcher = await (await self._bucket(bucket)).watchall(ignore_deletes=True, inactive_threshold=2.0)
         items: dict[str, bytes] = {}
         try:
             async for entry in watcher:

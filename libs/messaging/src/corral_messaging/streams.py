@@ -14,6 +14,7 @@ from corral_contracts.subjects import (
     DLQ_SUBJECTS,
     EVT_STREAM,
     EVT_SUBJECTS,
+    ACTIVITY_BUCKET,
     RUNNERS_BUCKET,
 )
 
@@ -47,7 +48,10 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec(DLQ_STREAM, DLQ_SUBJECTS, Retention.LIMITS, duplicate_window=60 * 60),
 )
 
-BUCKETS: tuple[BucketSpec, ...] = (BucketSpec(RUNNERS_BUCKET, ttl=15.0),)
+BUCKETS: tuple[BucketSpec, ...] = (
+    BucketSpec(RUNNERS_BUCKET, ttl=30.0),
+    BucketSpec(ACTIVITY_BUCKET, ttl=30 * 24 * 3600.0),
+)
 
 
 def stream_named(name: str) -> StreamSpec:
