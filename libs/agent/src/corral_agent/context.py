@@ -11,7 +11,7 @@ SHELLS = ("zsh", "bash", "sh")  # `command` runs under the first of these found 
 
 
 class AgentContext:
-    __slots__ = ("workdir", "home", "user", "shell", "version", "groups", "env", "env_lock")
+    __slots__ = ("workdir", "home", "user", "shell", "version", "groups", "env", "env_lock", "areas", "areas_lock")
 
     def __init__(self, workdir: str, home: str, user: str, shell: str | None, version: str) -> None:
         self.workdir = workdir
@@ -23,11 +23,22 @@ class AgentContext:
         # The sandbox environment every new process starts from; `env` requests change it.
         self.env = dict(os.environ)
         self.env_lock = threading.Lock()
+        # State an area keeps between requests (its PTYs, ...), made on first use: see `area()`.
+        self.areas = {}
+        self.areas_lock = threading.Lock()
 
     def environment(self) -> dict:
         """A copy of the current sandbox environment."""
         with self.env_lock:
             return dict(self.env)
+
+    def area(self, name: str, factory):  # type: ignore[no-untyped-def]
+        """The state of area `name`, made by `factory()` the first time it is asked for."""
+        with self.areas_lock:
+            state = self.areas.get(name)
+            if state is None:
+                state = self.areas[name] = factory()
+            return state
 
 
 def build_context(workdir: str, version: str) -> AgentContext:

@@ -46,8 +46,23 @@ def update_env(message: dict, context: AgentContext, connection: Connection) -> 
     connection.send({"type": "result", "variables": size})
 
 
+def activity(message: dict, context: AgentContext, connection: Connection) -> None:
+    """How much is running on behalf of clients: execs, plus what each area counts as busy (a running
+    session command, an open terminal). The runner reports a busy sandbox as active, so lifecycle
+    timers never stop a sandbox in the middle of a job."""
+    running = context.groups.count()
+    with context.areas_lock:
+        states = list(context.areas.values())
+    for state in states:
+        busy = getattr(state, "busy", None)
+        if busy is not None:
+            running += int(busy())
+    connection.send({"type": "result", "running": running})
+
+
 HANDLERS = {
     "ping": ping,
+    "activity": activity,
     "exec": execute,
     "env": update_env,
 }

@@ -11,15 +11,22 @@ class ProcessGroups:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pgids: set[int] = set()
+        self._pgids: dict[int, bool] = {}  # pgid -> counts as a running job
 
-    def add(self, pgid: int) -> None:
+    def add(self, pgid: int, job: bool = True) -> None:
+        """`job=False` for a long-lived holder that is busy only when its area says so (a session's
+        shell, an interpreter's worker): killed on shutdown, not counted."""
         with self._lock:
-            self._pgids.add(pgid)
+            self._pgids[pgid] = job
 
     def discard(self, pgid: int) -> None:
         with self._lock:
-            self._pgids.discard(pgid)
+            self._pgids.pop(pgid, None)
+
+    def count(self) -> int:
+        """The running jobs."""
+        with self._lock:
+            return sum(self._pgids.values())
 
     def kill_all(self) -> None:
         with self._lock:
