@@ -1,7 +1,7 @@
 """The default sandbox image, built on this machine from its own apt sources: no registry needed.
 
 `mmdebstrap` bootstraps a minimal root filesystem of the host's release (Debian bookworm here) with
-python3, node, git and bash, adds the `daytona` user (uid/gid 1000), and `docker import`s it as
+python3, node (with TypeScript), git and bash, adds the `daytona` user (uid/gid 1000), and `docker import`s it as
 `corral/sandbox:<recipe hash>`, also tagged `corral/sandbox:default`. The recipe hash covers this
 module's recipe, the files in `image/` and the host's apt sources, so changing any of them builds a
 new image, and an unchanged recipe finds its image in milliseconds.
@@ -34,7 +34,7 @@ REPOSITORY = "corral/sandbox"
 DEFAULT_TAG = "default"
 TAG_LENGTH = 16
 VARIANT = "minbase"
-PACKAGES = ("bash", "ca-certificates", "coreutils", "curl", "git", "nodejs", "procps", "python3")
+PACKAGES = ("bash", "ca-certificates", "coreutils", "curl", "git", "node-typescript", "nodejs", "procps", "python3")
 RECIPE_DIR = Path(__file__).with_name("image")
 CUSTOMIZE_HOOK = RECIPE_DIR / "customize.sh"
 DPKG_EXCLUDES = RECIPE_DIR / "dpkg-excludes.cfg"
