@@ -9,11 +9,18 @@ from collections.abc import Awaitable, Callable
 
 from corral_stack.stack import Stack
 
-from . import lifecycle
+from . import lifecycle, replay
+from . import toolbox_pty
+from . import toolbox_files
+from . import toolbox_sessions
 from .figures import Options, Series
 
 Suite = Callable[[Stack, Options], Awaitable[list[Series]]]
 
 SUITES: list[tuple[str, Suite]] = [
     ("lifecycle", lifecycle.run),
+    ("replay", replay.run),
+    ("toolbox_pty", toolbox_pty.run),
+    ("toolbox_files", toolbox_files.run),
+    ("toolbox_sessions", toolbox_sessions.run),
 ]

@@ -12,6 +12,7 @@ from aiohttp import web
 from corral_web import json_errors, reply
 
 from ...adapters.agent_link import AgentLink
+from ...app.system import ContainerStats
 from ...app.toolbox import Toolbox
 from . import files, git, interpreter, process, pty, sessions, system
 from .common import AGENT, TOOLBOX, internal_auth
@@ -23,10 +24,12 @@ async def health(request: web.Request) -> web.Response:
     return reply({"status": "ok"})
 
 
-def create_toolbox_app(agent: AgentLink, internal_token: str) -> web.Application:
+def create_toolbox_app(agent: AgentLink, internal_token: str,
+                       container_stats: ContainerStats | None = None) -> web.Application:
     app = web.Application(middlewares=[json_errors(), internal_auth(internal_token)], client_max_size=64 * 1024**2)
     app[AGENT] = agent
     app[TOOLBOX] = Toolbox(agent)
+    system.setup(app, container_stats)
     app.router.add_get("/health", health)
     for area in AREAS:
         app.add_routes(area.routes)
