@@ -8,9 +8,10 @@ from functools import partial
 
 from aiohttp import web
 
-from corral_contracts.subjects import EVT_STREAM, RUNNERS_BUCKET, events_of
+from corral_contracts.subjects import ACTIVITY_BUCKET, EVT_STREAM, RUNNERS_BUCKET, events_of
 from corral_messaging import Bus, Consumer, Delivery, JetStreamBus
 
+from .app.activity import ActivityReporter
 from .app.directory import Directory
 from .entrypoints.http import create_app
 from .settings import Settings
@@ -24,7 +25,8 @@ class Proxy:
         self.bus = bus
         self.directory = Directory(partial(bus.kv_items, RUNNERS_BUCKET), settings.settle_wait)
         self.followers: list[Consumer] = []
-        self.app = create_app(self.directory, settings.internal_token)
+        self.activity = ActivityReporter(partial(bus.kv_put, ACTIVITY_BUCKET))
+        self.app = create_app(self.directory, settings.internal_token, self.activity)
         self.app.cleanup_ctx.append(self._lifespan)
 
     async def _apply(self, delivery: Delivery) -> None:

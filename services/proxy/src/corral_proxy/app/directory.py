@@ -10,9 +10,12 @@ from collections.abc import Awaitable, Callable
 
 from corral_contracts import codecs
 
+from ..domain import signing
 from ..domain.routes import Route, RouteTable
 
 RUNNER_CACHE_SECONDS = 5.0
+KEY_SETTLE_SECONDS = 1.0
+"""How long a signed request whose signature does not match waits for a newer signing key."""
 
 
 class Refused(Exception):
@@ -41,10 +44,11 @@ class Directory:
     def organization_of_key(self, token: str) -> str | None:
         return self.table.keys.get(hashlib.sha256(token.encode()).hexdigest())
 
-    async def _wait(self, predicate: Callable[[], bool]) -> bool:
+    async def _wait(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
         async with self._changed:
             try:
-                await asyncio.wait_for(self._changed.wait_for(predicate), self._settle_wait)
+                await asyncio.wait_for(self._changed.wait_for(predicate),
+                                       self._settle_wait if timeout is None else timeout)
                 return True
             except TimeoutError:
                 return False
@@ -65,6 +69,32 @@ class Directory:
             raise Refused(409, f"Sandbox {sandbox_id} is not started (state: {route.state})", "SANDBOX_NOT_STARTED")
         return route
 
+    async def signed_route(self, sandbox_id: str, method: str, path: str, expires: str, signature: str,
+                           now: float) -> Route:
+        """The route of a sandbox reached with a signed file URL instead of an API key.
+
+        A signature that does not match the key we know gets a short wait for a newer key (a rotation
+        may be a few milliseconds ahead of us); unknown sandboxes and bad signatures look the same."""
+        table = self.table
+        await self._wait(lambda: sandbox_id in table.routes)
+        route = table.routes.get(sandbox_id)
+        if route is None:
+            raise _refused(signing.invalid())
+        if not signing.matches(route.signing_key, method, path, expires, signature):
+            tried = route.signing_key
+            await self._wait(lambda: route.signing_key != tried, KEY_SETTLE_SECONDS)
+            if not signing.matches(route.signing_key, method, path, expires, signature):
+                raise _refused(signing.invalid())
+        try:
+            signing.check_expiry(expires, now)
+        except signing.SignatureRefused as refused:
+            raise _refused(refused) from None
+        if route.state in ("creating", "starting"):
+            await self._wait(lambda: route.state not in ("creating", "starting"))
+        if route.state != "started":
+            raise Refused(409, f"Sandbox {sandbox_id} is not started (state: {route.state})", "SANDBOX_NOT_STARTED")
+        return route
+
     async def runner_url(self, runner_id: str) -> str:
         if runner_id not in self._runners or time.monotonic() - self._runners_at > RUNNER_CACHE_SECONDS:
             items = await self._runner_urls()
@@ -74,3 +104,7 @@ class Directory:
         if url is None:
             raise Refused(502, f"Runner {runner_id} is not reachable", "RUNNER_UNAVAILABLE")
         return url
+
+
+def _refused(refused: signing.SignatureRefused) -> Refused:
+    return Refused(refused.status, refused.message, refused.code)

@@ -16,6 +16,8 @@ class Route(msgspec.Struct, kw_only=True):
     organization_id: str
     runner_id: str
     state: str
+    signing_key: str = ""
+    """The key signed file URLs are checked against (`SandboxSigningKeyRotated`)."""
 
 
 STATE_AFTER = {
@@ -38,6 +40,10 @@ class RouteTable:
                 self.routes[payload.sandbox_id] = Route(sandbox_id=payload.sandbox_id,
                                                         organization_id=payload.organization_id,
                                                         runner_id=payload.runner_id, state="creating")
+            case ev.SandboxSigningKeyRotated():
+                route = self.routes.get(payload.sandbox_id)
+                if route is not None:
+                    route.signing_key = payload.signing_key
             case idev.ApiKeyCreated():
                 self.keys[payload.key_hash] = payload.organization_id
                 self._key_hashes[payload.key_id] = payload.key_hash

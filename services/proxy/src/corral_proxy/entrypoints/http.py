@@ -6,19 +6,24 @@ the sandbox's organization and replaced by the internal token on the hop to the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 import aiohttp
 from aiohttp import web
 
 from corral_web import error_response, json_errors
 
+from ..app.activity import ActivityReporter
 from ..app.directory import Directory, Refused
+from ..domain import signing
 from .websockets import bridge, is_websocket
 
 log = logging.getLogger(__name__)
 
 DIRECTORY = web.AppKey("directory", Directory)
+ACTIVITY = web.AppKey("activity", ActivityReporter)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 INTERNAL_TOKEN = web.AppKey("internal_token", str)
 
@@ -29,13 +34,20 @@ PROXY = "DAYTONA_PROXY"
 
 async def toolbox(request: web.Request) -> web.StreamResponse:
     directory = request.app[DIRECTORY]
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    organization = directory.organization_of_key(token.strip()) if scheme.lower() == "bearer" and token else None
-    if organization is None:
-        return error_response(401, "Invalid or missing API key", "UNAUTHORIZED", PROXY)
     sandbox_id = request.match_info["sandbox_id"]
+    query = request.query
     try:
-        route = await directory.route(sandbox_id, organization)
+        if signing.is_signed_request(request.method, request.match_info["tail"], query):
+            # A signed file URL carries no API key: the signature (checked against the sandbox's key) is the grant.
+            route = await directory.signed_route(sandbox_id, request.method, query.get("path", ""),
+                                                 query.get("expires", ""), query["signature"], time.time())
+        else:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            bearer = token.strip() if scheme.lower() == "bearer" else ""
+            organization = directory.organization_of_key(bearer) if bearer else None
+            if organization is None:
+                return error_response(401, "Invalid or missing API key", "UNAUTHORIZED", PROXY)
+            route = await directory.route(sandbox_id, organization)
         base = await directory.runner_url(route.runner_id)
     except Refused as refused:
         return error_response(refused.status, refused.message, refused.code, PROXY)
@@ -43,8 +55,14 @@ async def toolbox(request: web.Request) -> web.StreamResponse:
     headers["X-Corral-Internal-Token"] = request.app[INTERNAL_TOKEN]
     headers["X-Forwarded-Host"] = request.host
     url = f"{base}/toolbox/{sandbox_id}/{request.match_info['tail']}"
+    activity = request.app[ACTIVITY]
+    activity.touch(sandbox_id)
     if is_websocket(request):
-        return await bridge(request, request.app[SESSION], url.replace("http", "ws", 1), headers)
+        keepalive = asyncio.create_task(activity.while_open(sandbox_id))
+        try:
+            return await bridge(request, request.app[SESSION], url.replace("http", "ws", 1), headers)
+        finally:
+            keepalive.cancel()
     body = request.content if request.body_exists else None
     try:
         async with request.app[SESSION].request(request.method, url, params=request.query, headers=headers,
@@ -56,8 +74,15 @@ async def toolbox(request: web.Request) -> web.StreamResponse:
             if upstream.content_length is not None:
                 response.content_length = upstream.content_length
             await response.prepare(request)
-            async for chunk in upstream.content.iter_chunked(64 * 1024):
-                await response.write(chunk)
+            try:
+                async for chunk in upstream.content.iter_chunked(64 * 1024):
+                    await response.write(chunk)
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, ConnectionError):
+                # The runner broke off midway (or the client left): cut the client's response too, so a
+                # truncated body is never taken for a whole one.
+                if request.transport is not None:
+                    request.transport.close()
+                return response
             await response.write_eof()
             return response
     except aiohttp.ClientConnectionError as error:
@@ -70,9 +95,10 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def create_app(directory: Directory, internal_token: str) -> web.Application:
+def create_app(directory: Directory, internal_token: str, activity: ActivityReporter) -> web.Application:
     app = web.Application(middlewares=[json_errors()], client_max_size=1024**4)
     app[DIRECTORY] = directory
+    app[ACTIVITY] = activity
     app[INTERNAL_TOKEN] = internal_token
     app.router.add_get("/health", health)
     app.router.add_route("*", "/toolbox/{sandbox_id}/{tail:.*}", toolbox)
