@@ -1,4 +1,4 @@
-"""`corral`: run the platform locally, regenerate the schemas."""
+"""`corral`: run the platform locally, regenerate the schemas, rebuild read models from the event log."""
 
 from __future__ import annotations
 
@@ -63,6 +63,12 @@ def schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def replay(args: argparse.Namespace) -> int:
+    from . import replay as command
+
+    return command.run(args, default_home=_repo_root() / ".corral")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="corral")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     p_schemas = sub.add_parser("schemas", help="regenerate proto-schemas/ (or --check for drift)")
     p_schemas.add_argument("--check", action="store_true")
     p_schemas.set_defaults(func=schemas)
+    p_replay = sub.add_parser("replay", help="rebuild the api's read models from the event log (--check: same answers?)")
+    from .replay import add_arguments as replay_arguments
+
+    replay_arguments(p_replay)
+    p_replay.set_defaults(func=replay)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
