@@ -40,7 +40,24 @@ class DestroySandbox(_Command):
     pass
 
 
-RunnerCommand = Union[CreateSandbox, StartSandbox, StopSandbox, DestroySandbox]
+class ArchiveSandbox(_Command):
+    """Keep the stopped container's filesystem as the image `image`, then remove the container."""
+
+    image: str
+
+
+def archive_image(sandbox_id: str) -> str:
+    """The image an archived sandbox's filesystem is kept as: named once, for the api and the runners."""
+    return f"corral-archive:{sandbox_id}"
+
+
+class ResizeSandbox(_Command):
+    cpu: int
+    memory: int
+    """GiB."""
+
+
+RunnerCommand = Union[CreateSandbox, StartSandbox, StopSandbox, DestroySandbox, ArchiveSandbox, ResizeSandbox]
 
 
 class _Fact(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -61,6 +78,15 @@ class SandboxContainerRemoved(_Fact):
     pass
 
 
+class SandboxContainerArchived(_Fact):
+    image: str
+
+
+class SandboxContainerResized(_Fact):
+    cpu: int
+    memory: int
+
+
 class SandboxContainerFailed(_Fact):
     operation: str
     reason: str
@@ -68,7 +94,8 @@ class SandboxContainerFailed(_Fact):
 
 
 RunnerFact = Union[
-    SandboxContainerStarted, SandboxContainerStopped, SandboxContainerRemoved, SandboxContainerFailed
+    SandboxContainerStarted, SandboxContainerStopped, SandboxContainerRemoved, SandboxContainerFailed,
+    SandboxContainerArchived, SandboxContainerResized,
 ]
 
 

@@ -53,6 +53,8 @@ class SandboxStartRequested(_SandboxEvent):
 
 class SandboxStopRequested(_SandboxEvent):
     force: bool = False
+    reason: str = "user"
+    """`user`, or the timer that asked (`auto-stop`)."""
 
 
 class SandboxStopped(_SandboxEvent):
@@ -61,7 +63,8 @@ class SandboxStopped(_SandboxEvent):
 
 
 class SandboxDestroyRequested(_SandboxEvent):
-    pass
+    reason: str = "user"
+    """`user`, or the timer that asked (`auto-delete`)."""
 
 
 class SandboxDestroyed(_SandboxEvent):
@@ -78,6 +81,54 @@ class SandboxFailed(_SandboxEvent):
 
 class SandboxLabelsReplaced(_SandboxEvent):
     labels: dict[str, str]
+
+
+class SandboxTimersChanged(_SandboxEvent):
+    """Lifecycle timers in minutes; None leaves a timer as it was."""
+
+    auto_stop_interval: int | None = None
+    auto_archive_interval: int | None = None
+    auto_delete_interval: int | None = None
+
+
+class SandboxArchiveRequested(_SandboxEvent):
+    reason: str = "user"
+    """`user`, or `auto-archive`."""
+
+
+class SandboxArchived(_SandboxEvent):
+    """The runner kept the filesystem as an image and freed the container."""
+
+    runner_id: str
+    image: str
+
+
+class SandboxRestoreRequested(_SandboxEvent):
+    """Start of an archived sandbox: a new container from its archived filesystem."""
+
+    image: str
+
+
+class SandboxResizeRequested(_SandboxEvent):
+    cpu: int
+    memory: int
+
+
+class SandboxResized(_SandboxEvent):
+    runner_id: str
+    cpu: int
+    memory: int
+
+
+class SandboxRecoverRequested(_SandboxEvent):
+    """Leave `error`: drive the sandbox to `started` again."""
+
+
+class SandboxSigningKeyRotated(_SandboxEvent):
+    """The sandbox got a new key for signed file URLs (issued on first request, replaced on rotation);
+    URLs signed with an earlier key stop working. The proxy verifies signatures with it."""
+
+    signing_key: str
 
 
 class SandboxNameClaimed(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -106,6 +157,14 @@ SandboxEvent = Union[
     SandboxDestroyed,
     SandboxFailed,
     SandboxLabelsReplaced,
+    SandboxTimersChanged,
+    SandboxArchiveRequested,
+    SandboxArchived,
+    SandboxRestoreRequested,
+    SandboxResizeRequested,
+    SandboxResized,
+    SandboxRecoverRequested,
+    SandboxSigningKeyRotated,
     SandboxNameClaimed,
     SandboxNameReleased,
 ]

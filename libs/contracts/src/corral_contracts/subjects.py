@@ -14,6 +14,9 @@ CMD_SUBJECTS = "cmd.>"
 EVT_SUBJECTS = "evt.>"
 DLQ_SUBJECTS = "dlq.>"
 
+ACTIVITY_BUCKET = "corral-activity"
+"""KV bucket: sandbox id -> ISO time of its last outside activity (proxy traffic, SSH, a running command)."""
+
 RUNNERS_BUCKET = "corral-runners"
 """KV bucket: runner id -> `RunnerHeartbeat`, with a TTL so silent runners disappear."""
 

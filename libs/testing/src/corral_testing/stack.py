@@ -10,7 +10,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -39,12 +41,12 @@ def log_tail(stack: Stack, name: str, lines: int = 60) -> str:
         return ""
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+@contextmanager
+def running_stack(**config: Any) -> Iterator[Stack]:
+    """A whole platform on free ports in a short temporary home; its containers removed afterwards."""
     home = Path(tempfile.mkdtemp(prefix="corral-t-", dir="/tmp"))
     run = os.urandom(4).hex()
-    config = StackConfig.ephemeral(home, labels={TEST_RUN_LABEL: run})
-    started = Stack(config, log=lambda *a: None)
+    started = Stack(StackConfig.ephemeral(home, labels={TEST_RUN_LABEL: run}, **config), log=lambda *a: None)
     try:
         started.start()
     except Exception:
@@ -59,3 +61,9 @@ def stack() -> Iterator[Stack]:
         started.stop()
         remove_labelled(TEST_RUN_LABEL, run)
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    with running_stack() as started:
+        yield started

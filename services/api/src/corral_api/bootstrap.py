@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -11,12 +12,14 @@ from aiohttp import web
 from corral_contracts import codecs
 from corral_contracts.codecs import RecordedEvent
 from corral_contracts.runner import RunnerHeartbeat
-from corral_contracts.subjects import EVT_STREAM, RUNNER_ASSIGNMENTS, RUNNERS_BUCKET, events_of
+from corral_contracts.subjects import ACTIVITY_BUCKET, EVT_STREAM, RUNNER_ASSIGNMENTS, RUNNERS_BUCKET, events_of
 from corral_eventstore import ConcurrencyConflict, EventLog, OutboxRelay
 from corral_messaging import Bus, Consumer, ConsumerPolicy, JetStreamBus
 
 from .app.directory import SandboxDirectory
 from .app.sandboxes import Limits, SandboxService
+from .app.supervisor import Supervisor
+from .domain import supervision
 from .domain.identity import admin_key_created, hash_key, key_id_for
 from .entrypoints.consumers import AssignmentDesk, FactRecorder, ProcessManager
 from .entrypoints.http import create_app
@@ -36,12 +39,18 @@ class Api:
         self.directory = SandboxDirectory(event_log)
         self.relay = OutboxRelay(event_log, bus.publish)
         self.service = SandboxService(event_log=event_log, directory=self.directory, runners=self.runners,
-                                      recorded=self.recorded, limits=Limits(), create_wait=settings.create_wait)
+                                      recorded=self.recorded, limits=Limits(), create_wait=settings.create_wait,
+                                      report_activity=self.report_activity)
         self.process_manager = ProcessManager(bus, event_log)
+        self.supervisor = Supervisor(directory=self.directory, service=self.service, activity=self.activity,
+                                     reissue=self.process_manager.reissue, interval=settings.supervise_interval,
+                                     reissue_after=settings.reissue_after, minute=settings.minute,
+                                     deadlines=supervision.scaled(settings.deadline_factor))
         self.fact_recorder = FactRecorder(self.service)
         self.assignments = AssignmentDesk(self.directory)
         self.consumers: list[Consumer] = []
-        self.app = create_app(self.service, self.directory, settings.toolbox_proxy_url)
+        self.app = create_app(self.service, self.directory, settings.toolbox_proxy_url,
+                              status=lambda: {"sweeps": self.supervisor.sweeps, "logPosition": self.directory.position})
         self.realtime = EventStream(self.directory, settings.toolbox_proxy_url)
         self.realtime.attach(self.app)
         self.app.cleanup_ctx.append(self._lifespan)
@@ -53,6 +62,20 @@ class Api:
     async def runners(self) -> list[RunnerHeartbeat]:
         items = await self.bus.kv_items(RUNNERS_BUCKET)
         return [codecs.runner_heartbeat.decode(value) for value in items.values()]
+
+    async def activity(self) -> dict[str, datetime]:
+        """Outside activity per sandbox, as the proxy, runners and this api reported it."""
+        reported: dict[str, datetime] = {}
+        for sandbox_id, value in (await self.bus.kv_items(ACTIVITY_BUCKET)).items():
+            try:
+                reported[sandbox_id] = datetime.fromisoformat(value.decode())
+            except ValueError:
+                continue
+        self.service.activity = reported
+        return reported
+
+    async def report_activity(self, sandbox_id: str, at: datetime) -> None:
+        await self.bus.kv_put(ACTIVITY_BUCKET, sandbox_id, at.isoformat().encode())
 
     async def ensure_admin_key(self) -> None:
         key_hash = hash_key(self.settings.admin_api_key)
@@ -82,9 +105,11 @@ class Api:
         for consumer in self.consumers:
             await consumer.start()
         await self.bus.serve(RUNNER_ASSIGNMENTS, self.assignments.handle)
+        self.supervisor.start()
         log.info("api ready: %d sandboxes, log position %d", len(self.directory.sandboxes), self.directory.position)
 
     async def stop(self) -> None:
+        await self.supervisor.stop()
         for consumer in self.consumers:
             await consumer.stop()
         await self.relay.stop()

@@ -14,14 +14,16 @@ from typing import Any
 from aiohttp import web
 
 from corral_agent.bundle import build_zipapp
+from corral_agent.client import AgentUnavailable
 from corral_contracts import codecs
 from corral_contracts.envelope import EventEnvelope
 from corral_contracts.runner import AssignmentsRequest, RunnerHeartbeat
-from corral_contracts.subjects import CMD_STREAM, RUNNER_ASSIGNMENTS, RUNNERS_BUCKET, event_subject, runner_commands
+from corral_contracts.subjects import ACTIVITY_BUCKET, CMD_STREAM, RUNNER_ASSIGNMENTS, RUNNERS_BUCKET, event_subject, runner_commands
 from corral_messaging import Bus, Consumer, ConsumerPolicy, JetStreamBus
 
 from .adapters.agent_link import AgentLink
 from .adapters.docker_engine import DockerEngine
+from .adapters.docker_stats import DockerStats
 from .app.ports import ContainerEngine
 from .app.sandboxes import SandboxRunner
 from .domain.isolation import AGENT_FILE
@@ -46,10 +48,11 @@ class Runner:
                                        agent_ready_timeout=settings.agent_ready_timeout,
                                        extra_labels=settings.container_labels)
         self.commands: Consumer | None = None
-        self.app = create_toolbox_app(self.agent, settings.internal_token)
+        self.app = create_toolbox_app(self.agent, settings.internal_token, DockerStats(settings.docker_url))
         self.app.cleanup_ctx.append(self._lifespan)
         self._tasks: list[asyncio.Task[Any]] = []
         self.reconciled = asyncio.Event()
+        self.sandbox_count = 0
 
     async def report(self, fact: Any, *, msg_id: str) -> None:
         envelope = EventEnvelope(event_id=msg_id, aggregate_id=fact.sandbox_id,
@@ -57,20 +60,39 @@ class Runner:
         await self.bus.publish(event_subject(fact), codecs.encode(envelope), msg_id=msg_id)
 
     async def heartbeat(self) -> None:
+        """Registration and liveness: nothing here waits on Docker, so a slow engine never lets the
+        runner's key expire (the sandbox count is the one the observer loop last saw)."""
         beat = RunnerHeartbeat(runner_id=self.settings.runner_id, toolbox_url=self.settings.toolbox_url,
-                               started_at=self.started_at, cpus=os.cpu_count() or 1,
-                               sandboxes=len(await self.engine.list_managed(self.settings.runner_id)))
+                               started_at=self.started_at, cpus=os.cpu_count() or 1, sandboxes=self.sandbox_count)
         await self.bus.kv_put(RUNNERS_BUCKET, self.settings.runner_id, codecs.encode(beat))
 
-    async def _heartbeats(self) -> None:
+    async def report_busy(self) -> int:
+        """Sandboxes running a job count as active, so their auto-stop timer never fires mid-job."""
+        busy = 0
+        now = datetime.now(timezone.utc).isoformat().encode()
+        containers = await self.engine.list_managed(self.settings.runner_id)
+        self.sandbox_count = len(containers)
+        for observed in containers:
+            if not observed.running:
+                continue
+            try:
+                running = await asyncio.wait_for(self.agent.activity(observed.sandbox_id), 2.0)
+            except (AgentUnavailable, TimeoutError):
+                continue
+            if running:
+                busy += 1
+                await self.bus.kv_put(ACTIVITY_BUCKET, observed.sandbox_id, now)
+        return busy
+
+    async def _every(self, interval: float, step: Any, what: str) -> None:
         while True:
             try:
-                await self.heartbeat()
+                await step()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("heartbeat failed")
-            await asyncio.sleep(self.settings.heartbeat_interval)
+                log.exception("%s failed", what)
+            await asyncio.sleep(interval)
 
     async def reconcile(self) -> None:
         """Ask the api what this runner holds, then make the containers agree; retried until it answers."""
@@ -104,7 +126,9 @@ class Runner:
         await self.bus.ensure_streams()
         await self.engine.ensure_network()
         await self.heartbeat()
-        self._tasks = [asyncio.create_task(self._heartbeats(), name="heartbeats"),
+        interval = self.settings.heartbeat_interval
+        self._tasks = [asyncio.create_task(self._every(interval, self.heartbeat, "heartbeat"), name="heartbeats"),
+                       asyncio.create_task(self._every(interval, self.report_busy, "activity report"), name="busy"),
                        asyncio.create_task(self._reconcile_then_consume(), name="reconcile")]
         log.info("runner %s up (toolbox %s)", self.settings.runner_id, self.settings.toolbox_url)
 

@@ -49,6 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             toolbox_port=port,
             toolbox_url=env.get("CORRAL_RUNNER_URL", f"http://{host}:{port}"),
             container_labels=labels,
+            heartbeat_interval=float(env.get("CORRAL_HEARTBEAT_INTERVAL", "5")),
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
         )
 

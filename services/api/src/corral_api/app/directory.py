@@ -34,6 +34,8 @@ class SandboxDirectory:
     def __init__(self, event_log: EventLog, *, poll_interval: float = 0.5):
         self._log = event_log
         self.position = 0
+        self.folded = 0
+        """How many events have been folded (positions may have gaps)."""
         self.sandboxes: dict[str, Sandbox] = {}
         self.names: dict[tuple[str, str], str] = {}
         self.api_keys: dict[str, ApiKeyEntry] = {}
@@ -90,6 +92,7 @@ class SandboxDirectory:
                 for notification in page:
                     self.apply(self._log.decode(notification))
                 self.position = page[-1].id
+                self.folded += len(page)
         async with self._changed:
             self._changed.notify_all()
         return self.position

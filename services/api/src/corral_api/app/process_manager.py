@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from corral_contracts import runner as cmd
 from corral_contracts import sandbox as ev
+from corral_contracts.runner import archive_image
 
 from ..domain.sandbox import Sandbox
 
@@ -32,6 +35,35 @@ def command_for(event: Any, sandbox: Sandbox) -> cmd.RunnerCommand | None:
             return cmd.StopSandbox(sandbox_id=sandbox.id, force=force)
         case ev.SandboxDestroyRequested():
             return cmd.DestroySandbox(sandbox_id=sandbox.id)
+        case ev.SandboxArchiveRequested():
+            return cmd.ArchiveSandbox(sandbox_id=sandbox.id, image=archive_image(sandbox.id))
+        case ev.SandboxRestoreRequested(image=image):
+            return msgspec.structs.replace(create_command(sandbox), image=image)
+        case ev.SandboxResizeRequested(cpu=cpu, memory=memory):
+            return cmd.ResizeSandbox(sandbox_id=sandbox.id, cpu=cpu, memory=memory)
+        case ev.SandboxRecoverRequested():
+            return cmd.StartSandbox(sandbox_id=sandbox.id)
+    return None
+
+
+def command_for_state(sandbox: Sandbox) -> cmd.RunnerCommand | None:
+    """The command that moves a sandbox out of its transitional state: what the supervisor re-issues
+    (every runner command is idempotent) when a runner seems to have lost one."""
+    match sandbox.state:
+        case "creating":
+            return create_command(sandbox)
+        case "restoring" if sandbox.archive_image:
+            return msgspec.structs.replace(create_command(sandbox), image=sandbox.archive_image)
+        case "starting":
+            return cmd.StartSandbox(sandbox_id=sandbox.id)
+        case "stopped" if sandbox.desired_state == "started":
+            return cmd.StartSandbox(sandbox_id=sandbox.id)
+        case "stopping":
+            return cmd.StopSandbox(sandbox_id=sandbox.id)
+        case "destroying":
+            return cmd.DestroySandbox(sandbox_id=sandbox.id)
+        case "archiving":
+            return cmd.ArchiveSandbox(sandbox_id=sandbox.id, image=archive_image(sandbox.id))
     return None
 
 

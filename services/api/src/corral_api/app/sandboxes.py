@@ -6,7 +6,8 @@ import asyncio
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -19,6 +20,7 @@ from ..domain import sandbox as domain
 from ..domain.errors import Conflict, InvalidRequest, NotFound
 from ..domain.names import NameSlot, name_key
 from ..domain.scheduling import choose_runner
+from . import listing
 from .directory import SandboxDirectory
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -63,18 +65,41 @@ def fold(state: domain.Sandbox | None, event: Recorded) -> domain.Sandbox | None
 class SandboxService:
     def __init__(self, *, event_log: EventLog, directory: SandboxDirectory,
                  runners: Callable[[], Awaitable[list[RunnerHeartbeat]]], recorded: Callable[[], None],
-                 limits: Limits, create_wait: float = 30.0):
+                 limits: Limits, create_wait: float = 30.0,
+                 report_activity: Callable[[str, datetime], Awaitable[None]] | None = None):
         self._log = event_log
         self._directory = directory
         self._runners = runners
         self._recorded = recorded
         self._limits = limits
         self._create_wait = create_wait
+        self._report_activity = report_activity
+        self.activity: dict[str, datetime] = {}
+        """Last reported outside activity per sandbox (kept current by the supervisor's sweeps)."""
 
     # --- reading ------------------------------------------------------------------------------
 
     async def runners(self) -> list[RunnerHeartbeat]:
         return await self._runners()
+
+    async def _available_runners(self, wait: float = 10.0) -> list[RunnerHeartbeat]:
+        """The live runners; when there is none (one restarting), wait a little before refusing."""
+        deadline = asyncio.get_running_loop().time() + wait
+        while not (runners := await self._runners()) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.25)
+        return runners
+
+    def last_activity(self, sandbox: domain.Sandbox) -> datetime:
+        reported = self.activity.get(sandbox.id)
+        return max(sandbox.updated_at, reported) if reported else sandbox.updated_at
+
+    async def touch(self, organization_id: str, id_or_name: str) -> None:
+        """Keep-alive: counts as activity for the lifecycle timers."""
+        sandbox = await self.get(organization_id, id_or_name)
+        now = datetime.now(timezone.utc)
+        self.activity[sandbox.id] = now
+        if self._report_activity:
+            await self._report_activity(sandbox.id, now)
 
     async def load(self, sandbox_id: str) -> domain.Sandbox | None:
         try:
@@ -92,16 +117,8 @@ class SandboxService:
             raise NotFound(f"Sandbox {id_or_name} not found")
         return sandbox
 
-    def list(self, organization_id: str, labels: dict[str, str], states: Iterable[str] = ()) -> list[domain.Sandbox]:
-        wanted = set(states)
-        found = [
-            s for s in self._directory.sandboxes.values()
-            if s.organization_id == organization_id and s.state != "destroyed"
-            and all(s.labels.get(k) == v for k, v in labels.items())
-            and (not wanted or s.state in wanted)
-        ]
-        found.sort(key=lambda s: (s.created_at, s.id), reverse=True)
-        return found
+    def list(self, organization_id: str, query: listing.ListQuery) -> listing.Page:
+        return listing.select(self._directory.sandboxes.values(), organization_id, query)
 
     async def history(self, organization_id: str, id_or_name: str) -> list[Recorded]:
         sandbox = await self.get(organization_id, id_or_name)
@@ -129,14 +146,15 @@ class SandboxService:
         name = request.name or sandbox_id
         if not NAME.match(name):
             raise InvalidRequest("name must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
-        runner_id = choose_runner(await self._runners(), dict(self._directory.placed))
+        runner_id = choose_runner(await self._available_runners(), dict(self._directory.placed))
         created = ev.SandboxCreated(
             sandbox_id=sandbox_id, organization_id=organization_id, name=name, runner_id=runner_id,
             image=limits.default_image, snapshot=limits.default_snapshot, user=request.user or limits.default_user,
             env=request.env, labels=request.labels, public=request.public, target=request.target or limits.target,
             cpu=cpu, gpu=0, memory=memory, disk=disk,
             auto_stop_interval=15 if request.auto_stop_interval is None else request.auto_stop_interval,
-            auto_archive_interval=request.auto_archive_interval or 10080,
+            auto_archive_interval=10080 if request.auto_archive_interval is None else (
+                min(request.auto_archive_interval, domain.ARCHIVE_MAX_MINUTES) or domain.ARCHIVE_MAX_MINUTES),
             auto_delete_interval=-1 if request.auto_delete_interval is None else request.auto_delete_interval,
             network_block_all=request.network_block_all, preview_token=secrets.token_hex(16),
         )
@@ -187,7 +205,33 @@ class SandboxService:
         return await self._decide(organization_id, id_or_name, domain.request_start, meta)
 
     async def stop(self, organization_id: str, id_or_name: str, force: bool, meta: dict[str, str]) -> domain.Sandbox:
-        return await self._decide(organization_id, id_or_name, lambda s: domain.request_stop(s, force), meta)
+        """Ephemeral sandboxes (auto-delete 0) are destroyed instead, as Daytona does."""
+        def decide(s: domain.Sandbox) -> list[Any]:
+            if s.auto_delete_interval == 0 and s.state in ("started", "error"):
+                return domain.request_destroy(s, reason="ephemeral-stop")
+            return domain.request_stop(s, force)
+        return await self._decide(organization_id, id_or_name, decide, meta)
+
+    async def archive(self, organization_id: str, id_or_name: str, meta: dict[str, str]) -> domain.Sandbox:
+        return await self._decide(organization_id, id_or_name, domain.request_archive, meta)
+
+    async def recover(self, organization_id: str, id_or_name: str, meta: dict[str, str]) -> domain.Sandbox:
+        return await self._decide(organization_id, id_or_name, domain.request_recover, meta)
+
+    async def resize(self, organization_id: str, id_or_name: str, cpu: int | None, memory: int | None,
+                     meta: dict[str, str]) -> domain.Sandbox:
+        limits = self._limits
+        return await self._decide(organization_id, id_or_name, lambda s: domain.request_resize(
+            s, cpu, memory, limits.max_cpu, limits.max_memory), meta)
+
+    async def set_timers(self, organization_id: str, id_or_name: str, meta: dict[str, str],
+                         **minutes: int | None) -> domain.Sandbox:
+        return await self._decide(organization_id, id_or_name, lambda s: domain.set_timers(s, **minutes), meta)
+
+    async def apply(self, sandbox: domain.Sandbox, decide: Callable[[domain.Sandbox], list[Any]],
+                    meta: dict[str, str]) -> domain.Sandbox:
+        """A decision taken by the platform itself (timers, deadlines) rather than a caller."""
+        return await self._decide(sandbox.organization_id, sandbox.id, decide, meta)
 
     async def destroy(self, organization_id: str, id_or_name: str, meta: dict[str, str]) -> domain.Sandbox:
         return await self._decide(organization_id, id_or_name, domain.request_destroy, meta)
@@ -195,6 +239,20 @@ class SandboxService:
     async def replace_labels(self, organization_id: str, id_or_name: str, labels: dict[str, str],
                              meta: dict[str, str]) -> domain.Sandbox:
         return await self._decide(organization_id, id_or_name, lambda s: domain.replace_labels(s, labels), meta)
+
+    async def signing_key(self, organization_id: str, id_or_name: str, meta: dict[str, str]) -> str:
+        """The key of the sandbox's signed file URLs, issued (and recorded) on first request."""
+        candidate = secrets.token_urlsafe(32)
+        sandbox = await self._decide(organization_id, id_or_name,
+                                     lambda s: domain.issue_signing_key(s, candidate), meta)
+        return sandbox.signing_key
+
+    async def rotate_signing_key(self, organization_id: str, id_or_name: str, meta: dict[str, str]) -> str:
+        """A new key: URLs signed with the previous one stop working."""
+        candidate = secrets.token_urlsafe(32)
+        sandbox = await self._decide(organization_id, id_or_name,
+                                     lambda s: domain.rotate_signing_key(s, candidate), meta)
+        return sandbox.signing_key
 
     async def observe(self, fact: Any, meta: dict[str, str]) -> None:
         """Record what a runner saw. Idempotent: a repeated or stale fact records nothing."""

@@ -15,9 +15,12 @@ import msgspec
 from corral_contracts import runner as facts
 from corral_contracts import sandbox as ev
 
-from .errors import InvalidState
+from .errors import InvalidRequest, InvalidState
 
-TRANSITIONAL = frozenset({"creating", "starting", "stopping", "destroying"})
+TRANSITIONAL = frozenset({"creating", "starting", "stopping", "destroying", "archiving", "restoring", "resizing"})
+
+ARCHIVE_MAX_MINUTES = 43_200
+"""Auto-archive: 0 means this maximum (30 days); larger values are clamped to it."""
 
 
 class Sandbox(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,6 +51,11 @@ class Sandbox(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: datetime
     error_reason: str | None = None
     recoverable: bool = False
+    archive_image: str | None = None
+    resume_state: str | None = None
+    """The state a resize returns to."""
+    signing_key: str = ""
+    """The key of signed file URLs ("" until first asked for)."""
 
 
 def created(event: ev.SandboxCreated, version: int, at: datetime) -> Sandbox:
@@ -80,6 +88,25 @@ def evolve(sandbox: Sandbox | None, event: Any, version: int, at: datetime) -> S
             change |= {"state": "error", "error_reason": reason, "recoverable": recoverable}
         case ev.SandboxLabelsReplaced(labels=labels):
             change |= {"labels": labels}
+        case ev.SandboxTimersChanged():
+            for name in ("auto_stop_interval", "auto_archive_interval", "auto_delete_interval"):
+                if getattr(event, name) is not None:
+                    change[name] = getattr(event, name)
+        case ev.SandboxArchiveRequested():
+            change |= {"state": "archiving", "desired_state": "archived"}
+        case ev.SandboxArchived(image=image):
+            change |= {"state": "archived", "archive_image": image}
+        case ev.SandboxRestoreRequested():
+            change |= {"state": "restoring", "desired_state": "started", "error_reason": None}
+        case ev.SandboxResizeRequested():
+            change |= {"state": "resizing", "resume_state": sandbox.state}
+        case ev.SandboxResized(cpu=cpu, memory=memory):
+            change |= {"state": sandbox.resume_state or "started", "cpu": cpu, "memory": memory,
+                       "resume_state": None}
+        case ev.SandboxRecoverRequested():
+            change |= {"state": "starting", "desired_state": "started", "error_reason": None, "recoverable": False}
+        case ev.SandboxSigningKeyRotated(signing_key=key):
+            change |= {"signing_key": key}
         case _:
             return sandbox
     return msgspec.structs.replace(sandbox, **change)
@@ -89,26 +116,28 @@ def evolve(sandbox: Sandbox | None, event: Any, version: int, at: datetime) -> S
 
 
 def request_start(sandbox: Sandbox) -> list[Any]:
-    if sandbox.state in ("started", "starting", "creating"):
+    if sandbox.state in ("started", "starting", "creating", "restoring"):
         return []
+    if sandbox.state == "archived" and sandbox.archive_image:
+        return [ev.SandboxRestoreRequested(sandbox_id=sandbox.id, image=sandbox.archive_image)]
     if sandbox.state in ("stopped", "error"):
         return [ev.SandboxStartRequested(sandbox_id=sandbox.id)]
     raise InvalidState(f"Sandbox {sandbox.id} cannot be started while it is {sandbox.state}")
 
 
-def request_stop(sandbox: Sandbox, force: bool = False) -> list[Any]:
-    if sandbox.state in ("stopped", "stopping"):
+def request_stop(sandbox: Sandbox, force: bool = False, reason: str = "user") -> list[Any]:
+    if sandbox.state in ("stopped", "stopping", "archived", "archiving"):
         return []
     if sandbox.state in ("started", "error"):
-        return [ev.SandboxStopRequested(sandbox_id=sandbox.id, force=force)]
+        return [ev.SandboxStopRequested(sandbox_id=sandbox.id, force=force, reason=reason)]
     raise InvalidState(f"Sandbox {sandbox.id} cannot be stopped while it is {sandbox.state}")
 
 
-def request_destroy(sandbox: Sandbox) -> list[Any]:
+def request_destroy(sandbox: Sandbox, reason: str = "user") -> list[Any]:
     if sandbox.state in ("destroying", "destroyed"):
         return []
     return [
-        ev.SandboxDestroyRequested(sandbox_id=sandbox.id),
+        ev.SandboxDestroyRequested(sandbox_id=sandbox.id, reason=reason),
         ev.SandboxNameReleased(organization_id=sandbox.organization_id, name=sandbox.name, sandbox_id=sandbox.id),
     ]
 
@@ -121,6 +150,70 @@ def replace_labels(sandbox: Sandbox, labels: dict[str, str]) -> list[Any]:
     return [ev.SandboxLabelsReplaced(sandbox_id=sandbox.id, labels=labels)]
 
 
+def request_archive(sandbox: Sandbox, reason: str = "user") -> list[Any]:
+    if sandbox.state in ("archived", "archiving"):
+        return []
+    if sandbox.state != "stopped":
+        raise InvalidState(f"Sandbox {sandbox.id} must be stopped to be archived (it is {sandbox.state})")
+    if sandbox.auto_delete_interval == 0:
+        raise InvalidState(f"Sandbox {sandbox.id} is ephemeral and cannot be archived")
+    return [ev.SandboxArchiveRequested(sandbox_id=sandbox.id, reason=reason)]
+
+
+def request_resize(sandbox: Sandbox, cpu: int | None, memory: int | None, max_cpu: int, max_memory: int) -> list[Any]:
+    cpu = sandbox.cpu if cpu is None else cpu
+    memory = sandbox.memory if memory is None else memory
+    if not 1 <= cpu <= max_cpu or not 1 <= memory <= max_memory:
+        raise InvalidRequest(f"cpu must be 1-{max_cpu} and memory 1-{max_memory} GiB")
+    if sandbox.state not in ("started", "stopped"):
+        raise InvalidState(f"Sandbox {sandbox.id} can be resized only when started or stopped (it is {sandbox.state})")
+    if (cpu, memory) == (sandbox.cpu, sandbox.memory):
+        return []
+    return [ev.SandboxResizeRequested(sandbox_id=sandbox.id, cpu=cpu, memory=memory)]
+
+
+def request_recover(sandbox: Sandbox) -> list[Any]:
+    if sandbox.state != "error":
+        raise InvalidState(f"Sandbox {sandbox.id} is not in error (it is {sandbox.state})")
+    if not sandbox.recoverable:
+        raise InvalidState(f"Sandbox {sandbox.id} cannot be recovered: {sandbox.error_reason}")
+    return [ev.SandboxRecoverRequested(sandbox_id=sandbox.id)]
+
+
+def set_timers(sandbox: Sandbox, *, auto_stop: int | None = None, auto_archive: int | None = None,
+               auto_delete: int | None = None) -> list[Any]:
+    """Daytona's semantics: auto-stop 0 = never; auto-archive 0 = the maximum, larger clamped;
+    auto-delete negative = never, 0 = delete as soon as it stops."""
+    if auto_stop is not None and auto_stop < 0:
+        raise InvalidRequest("auto-stop interval must not be negative (0 disables it)")
+    if auto_archive is not None:
+        if auto_archive < 0:
+            raise InvalidRequest("auto-archive interval must not be negative (0 means the maximum)")
+        auto_archive = ARCHIVE_MAX_MINUTES if auto_archive == 0 else min(auto_archive, ARCHIVE_MAX_MINUTES)
+    if auto_delete is not None and auto_delete < 0:
+        auto_delete = -1
+    if sandbox.state in ("destroying", "destroyed"):
+        raise InvalidState(f"Sandbox {sandbox.id} is {sandbox.state}")
+    changed = ev.SandboxTimersChanged(sandbox_id=sandbox.id, auto_stop_interval=auto_stop,
+                                      auto_archive_interval=auto_archive, auto_delete_interval=auto_delete)
+    same = all(getattr(changed, name) in (None, getattr(sandbox, name))
+               for name in ("auto_stop_interval", "auto_archive_interval", "auto_delete_interval"))
+    return [] if same else [changed]
+
+
+def issue_signing_key(sandbox: Sandbox, candidate: str) -> list[Any]:
+    """The key of signed file URLs is issued the first time it is asked for, then kept."""
+    if sandbox.signing_key:
+        return []
+    return rotate_signing_key(sandbox, candidate)
+
+
+def rotate_signing_key(sandbox: Sandbox, candidate: str) -> list[Any]:
+    if sandbox.state in ("destroying", "destroyed"):
+        raise InvalidState(f"Sandbox {sandbox.id} is {sandbox.state}")
+    return [ev.SandboxSigningKeyRotated(sandbox_id=sandbox.id, signing_key=candidate)]
+
+
 def observe(sandbox: Sandbox, fact: Any) -> list[Any]:
     """Turn what a runner saw into sandbox events, if it moves the sandbox along.
 
@@ -131,7 +224,9 @@ def observe(sandbox: Sandbox, fact: Any) -> list[Any]:
         return []
     match fact:
         case facts.SandboxContainerStarted(container_id=container_id):
-            if sandbox.state in ("creating", "starting") or (sandbox.state == "error" and sandbox.desired_state == "started"):
+            # Toward what was asked, even from `stopped`: a stale stop that ran after a newer start.
+            if sandbox.state in ("creating", "starting", "restoring") or (
+                    sandbox.desired_state == "started" and sandbox.state in ("stopped", "error")):
                 return [ev.SandboxStarted(sandbox_id=sandbox.id, runner_id=fact.runner_id, container_id=container_id)]
         case facts.SandboxContainerStopped(exit_code=code):
             if sandbox.state in ("stopping", "started", "error"):
@@ -139,6 +234,12 @@ def observe(sandbox: Sandbox, fact: Any) -> list[Any]:
         case facts.SandboxContainerRemoved():
             if sandbox.state == "destroying":
                 return [ev.SandboxDestroyed(sandbox_id=sandbox.id, runner_id=fact.runner_id)]
+        case facts.SandboxContainerArchived(image=image):
+            if sandbox.state == "archiving":
+                return [ev.SandboxArchived(sandbox_id=sandbox.id, runner_id=fact.runner_id, image=image)]
+        case facts.SandboxContainerResized(cpu=cpu, memory=memory):
+            if sandbox.state == "resizing":
+                return [ev.SandboxResized(sandbox_id=sandbox.id, runner_id=fact.runner_id, cpu=cpu, memory=memory)]
         case facts.SandboxContainerFailed(reason=reason, recoverable=recoverable, operation=operation):
             if sandbox.state in TRANSITIONAL or sandbox.state == "started":
                 return [ev.SandboxFailed(sandbox_id=sandbox.id, reason=reason, recoverable=recoverable,

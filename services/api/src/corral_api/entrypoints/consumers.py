@@ -8,14 +8,15 @@ import uuid
 
 from corral_contracts import codecs
 from corral_contracts.envelope import CommandEnvelope
-from corral_contracts.runner import RunnerAssignments
+from corral_contracts.runner import RunnerAssignments, RunnerCommand
 from corral_contracts.subjects import runner_command_subject
 from corral_eventstore import EventLog, utcnow
 from corral_messaging import Bus, Delivery, PoisonMessage
 
 from ..app.directory import SandboxDirectory
-from ..app.process_manager import assignment, command_for
+from ..app.process_manager import assignment, command_for, command_for_state
 from ..app.sandboxes import SandboxService, fold
+from ..domain.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,19 @@ class ProcessManager:
         command = command_for(envelope.payload, state)
         if command is None:
             return
-        command_id = f"{envelope.event_id}:{type(command).__name__}"
+        await self._send(state.runner_id, command, f"{envelope.event_id}:{type(command).__name__}")
+
+    async def reissue(self, sandbox: Sandbox, attempt: int) -> bool:
+        """Send again the command that moves a sandbox out of its transitional state."""
+        command = command_for_state(sandbox)
+        if command is None:
+            return False
+        await self._send(sandbox.runner_id, command, f"reissue:{sandbox.id}:{sandbox.version}:{attempt}")
+        return True
+
+    async def _send(self, runner_id: str, command: RunnerCommand, command_id: str) -> None:
         message = CommandEnvelope(command_id=command_id, issued_at=utcnow(), payload=command)
-        await self._bus.publish(runner_command_subject(state.runner_id, command), codecs.encode(message),
+        await self._bus.publish(runner_command_subject(runner_id, command), codecs.encode(message),
                                 msg_id=command_id)
 
 

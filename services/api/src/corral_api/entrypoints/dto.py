@@ -40,6 +40,12 @@ class CreateSandboxBody(msgspec.Struct, rename="camel", kw_only=True):
         )
 
 
+class ResizeBody(msgspec.Struct, kw_only=True):
+    cpu: int | None = None
+    memory: int | None = None
+    disk: int | None = None
+
+
 class LabelsBody(msgspec.Struct, kw_only=True):
     labels: dict[str, str]
 
@@ -70,6 +76,7 @@ class SandboxDto(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=Fal
     auto_delete_interval: int
     created_at: str
     updated_at: str
+    last_activity_at: str
     runner_id: str
     volumes: list[dict[str, str]]
     backup_state: str
@@ -104,7 +111,7 @@ def iso(value: Any) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def sandbox_dto(sandbox: Sandbox, toolbox_proxy_url: str) -> SandboxDto:
+def sandbox_dto(sandbox: Sandbox, toolbox_proxy_url: str, last_activity: Any = None) -> SandboxDto:
     return SandboxDto(
         id=sandbox.id, organization_id=sandbox.organization_id, name=sandbox.name, user=sandbox.user,
         env=sandbox.env, labels=sandbox.labels, public=sandbox.public, network_block_all=sandbox.network_block_all,
@@ -113,6 +120,7 @@ def sandbox_dto(sandbox: Sandbox, toolbox_proxy_url: str) -> SandboxDto:
         desired_state=sandbox.desired_state, snapshot=sandbox.snapshot, error_reason=sandbox.error_reason,
         recoverable=sandbox.recoverable, auto_stop_interval=sandbox.auto_stop_interval,
         auto_archive_interval=sandbox.auto_archive_interval, auto_delete_interval=sandbox.auto_delete_interval,
-        created_at=iso(sandbox.created_at), updated_at=iso(sandbox.updated_at), runner_id=sandbox.runner_id,
+        created_at=iso(sandbox.created_at), updated_at=iso(sandbox.updated_at),
+        last_activity_at=iso(last_activity or sandbox.updated_at), runner_id=sandbox.runner_id,
         volumes=[], backup_state="None",
     )

@@ -45,3 +45,17 @@ class AgentLink:
             async with aclosing(client.call(path, request)) as frames:
                 async for frame in frames:
                     yield frame
+
+    async def open_stream(self, sandbox_id: str, request: dict[str, Any]) -> client.AgentStream:
+        """A two-way conversation (`client.open_stream`); the caller closes it."""
+        async with self._socket(sandbox_id) as path:
+            return await client.open_stream(path, request)
+
+    async def activity(self, sandbox_id: str) -> int:
+        """How many client jobs run in the sandbox now (execs, session commands, open terminals)."""
+        async with self._socket(sandbox_id) as path:
+            async with aclosing(client.call(path, {"op": "activity"})) as frames:
+                async for frame in frames:
+                    if frame.get("type") == "result":
+                        return int(frame.get("running", 0))
+        return 0

@@ -125,5 +125,33 @@ class DockerEngine:
             ]
         return await self._run(listing)  # type: ignore[no-any-return]
 
+    async def commit(self, name: str, image: str, labels: dict[str, str]) -> None:
+        repository, _, tag = image.partition(":")
+
+        def commit() -> None:
+            container = self._client.containers.get(name)
+            container.commit(repository=repository, tag=tag or "latest", pause=False,
+                             conf={"Labels": {**container.labels, **labels}})
+        await self._run(commit)
+
+    async def remove_image(self, image: str) -> None:
+        def remove() -> None:
+            try:
+                self._client.images.remove(image, force=True)
+            except docker.errors.ImageNotFound:
+                pass
+        await self._run(remove)
+
+    async def update(self, name: str, *, nano_cpus: int, mem_bytes: int) -> None:
+        def update() -> None:
+            container = self._client.containers.get(name)
+            # docker-py's update() has no NanoCpus, and a container made with NanoCpus refuses a CPU
+            # quota; the engine's update endpoint takes NanoCpus directly.
+            api = self._client.api
+            response = api._post_json(api._url("/containers/{0}/update", container.id),  # noqa: SLF001
+                                      data={"NanoCpus": nano_cpus, "Memory": mem_bytes, "MemorySwap": mem_bytes})
+            api._raise_for_status(response)  # noqa: SLF001
+        await self._run(update)
+
     def close(self) -> None:
         self._client.close()

@@ -11,6 +11,7 @@ from typing import Any
 
 from corral_agent.client import AgentUnavailable
 from corral_contracts import runner as rc
+from corral_contracts.runner import archive_image
 
 from ..adapters.agent_link import AgentLink
 from ..domain.isolation import container_name, container_spec
@@ -38,10 +39,12 @@ class SandboxRunner:
     async def _fact(self, cause: str, fact: Any) -> None:
         await self._report(fact, msg_id=f"{self.runner_id}:{cause}:{type(fact).__name__}")
 
-    async def _failed(self, cause: str, sandbox_id: str, operation: str, reason: str) -> None:
+    async def _failed(self, cause: str, sandbox_id: str, operation: str, reason: str,
+                      recoverable: bool = False) -> None:
         log.warning("%s of %s failed: %s", operation, sandbox_id, reason)
         await self._fact(cause, rc.SandboxContainerFailed(runner_id=self.runner_id, sandbox_id=sandbox_id,
-                                                          operation=operation, reason=reason))
+                                                          operation=operation, reason=reason,
+                                                          recoverable=recoverable))
 
     async def _wait_agent(self, sandbox_id: str) -> None:
         deadline = time.monotonic() + self._ready_timeout
@@ -98,8 +101,37 @@ class SandboxRunner:
 
     async def destroy(self, command: rc.DestroySandbox, cause: str, container: str = "") -> None:
         await self._engine.remove(container or container_name(command.sandbox_id))
+        await self._engine.remove_image(archive_image(command.sandbox_id))
         await asyncio.to_thread(shutil.rmtree, self._agent.run_dir(command.sandbox_id), True)
         await self._fact(cause, rc.SandboxContainerRemoved(runner_id=self.runner_id, sandbox_id=command.sandbox_id))
+
+    async def archive(self, command: rc.ArchiveSandbox, cause: str) -> None:
+        """Keep the filesystem as an image outside any container, then free the container."""
+        name = container_name(command.sandbox_id)
+        state = await self._engine.state(name)
+        if state is None:
+            await self._failed(cause, command.sandbox_id, "archive", "the sandbox's container no longer exists")
+            return
+        if state.get("Running"):
+            await self._engine.stop(name, force=False)
+        try:
+            await self._engine.commit(name, command.image, {"corral.archive_of": command.sandbox_id})
+        except EngineError as error:
+            await self._failed(cause, command.sandbox_id, "archive", str(error), recoverable=True)
+            return
+        await self._engine.remove(name)
+        await self._fact(cause, rc.SandboxContainerArchived(runner_id=self.runner_id, sandbox_id=command.sandbox_id,
+                                                            image=command.image))
+
+    async def resize(self, command: rc.ResizeSandbox, cause: str) -> None:
+        try:
+            await self._engine.update(container_name(command.sandbox_id), nano_cpus=command.cpu * 1_000_000_000,
+                                      mem_bytes=command.memory * 1024**3)
+        except EngineError as error:
+            await self._failed(cause, command.sandbox_id, "resize", str(error), recoverable=True)
+            return
+        await self._fact(cause, rc.SandboxContainerResized(runner_id=self.runner_id, sandbox_id=command.sandbox_id,
+                                                           cpu=command.cpu, memory=command.memory))
 
     async def handle(self, command: rc.RunnerCommand, cause: str) -> None:
         match command:
@@ -111,6 +143,10 @@ class SandboxRunner:
                 await self.stop(command, cause)
             case rc.DestroySandbox():
                 await self.destroy(command, cause)
+            case rc.ArchiveSandbox():
+                await self.archive(command, cause)
+            case rc.ResizeSandbox():
+                await self.resize(command, cause)
 
     async def reconcile(self, assignments: rc.RunnerAssignments, boot_id: str) -> list[Step]:
         """Make the containers on this host agree with the log (run once at start-up)."""

@@ -31,10 +31,13 @@ NETWORK_OPTIONS = {"com.docker.network.bridge.enable_icc": "false"}
 LABEL_MANAGED = "corral.managed"
 LABEL_SANDBOX = "corral.sandbox_id"
 LABEL_RUNNER = "corral.runner_id"
+LABEL_DISK_BYTES = "corral.disk_bytes"
+"""The sandbox's disk allowance (the engine enforces none here): what `/system/metrics` reports as total."""
 
 
 def container_name(sandbox_id: str) -> str:
     return f"corral-{sandbox_id}"
+
 
 
 class ContainerSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,7 +81,7 @@ def container_spec(command: CreateSandbox, *, runner_id: str, agent_dir: str, ru
         working_dir=home,
         environment=environment,
         labels={LABEL_MANAGED: "true", LABEL_SANDBOX: command.sandbox_id, LABEL_RUNNER: runner_id,
-                **(extra_labels or {})},
+                LABEL_DISK_BYTES: str(command.disk * 1024**3), **(extra_labels or {})},
         mounts=[(agent_dir, AGENT_DIR_IN_SANDBOX, True), (run_dir, RUN_DIR_IN_SANDBOX, False)],
         mem_bytes=command.memory * 1024**3,
         nano_cpus=command.cpu * 1_000_000_000,
