@@ -73,7 +73,7 @@ class PtySession:
                 return
             pid, master = _spawn(self.shell, self.cwd, self.env, self.cols, self.rows)
             self.pid, self.master = pid, master
-            groups.add(pid)
+            groups.add(pid, job=False)  # busy only while someone is attached (see PtyTable.busy)
             self.loop = PtyLoop(self, master, pid, groups)
         try:
             threading.Thread(target=self.loop.run, name="pty-" + self.id, daemon=True).start()

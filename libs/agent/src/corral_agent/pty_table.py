@@ -41,6 +41,13 @@ class PtyTable:
             if self._sessions.get(session.id) is session:
                 del self._sessions[session.id]
 
+    def busy(self) -> int:
+        """Open terminals someone is attached to: activity for the lifecycle timers (a detached,
+        forgotten shell does not keep its sandbox awake)."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+        return sum(1 for s in sessions if s.active and s.loop is not None and (s.loop.clients or s.loop.pending))
+
     def all(self) -> list:
         with self._lock:
             sessions = list(self._sessions.values())
