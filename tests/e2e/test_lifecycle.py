@@ -20,7 +20,7 @@ from .conftest import Rest
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
 FAST = {"CORRAL_MINUTE_SECONDS": "2", "CORRAL_SUPERVISE_INTERVAL": "0.5", "CORRAL_DEADLINE_FACTOR": "0.1",
-        "CORRAL_REISSUE_AFTER": "3", "CORRAL_HEARTBEAT_INTERVAL": "0.5"}
+        "CORRAL_REISSUE_AFTER": "3", "CORRAL_HEARTBEAT_INTERVAL": "0.5", "CORRAL_BACKUP_EVERY": "4"}
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +177,73 @@ async def test_a_missed_deadline_is_an_error_that_recover_undoes(fast_stack: Sta
         assert status == 409, "only a sandbox in error can be recovered"
     finally:
         await fast.delete(sid)
+
+
+async def test_a_running_session_command_or_an_open_terminal_keeps_a_sandbox_awake(fast_stack: Stack,
+                                                                                  fast: Rest) -> None:
+    from daytona import AsyncDaytona, DaytonaConfig, PtySize, SessionExecuteRequest
+
+    async with AsyncDaytona(DaytonaConfig(api_key=fast_stack.admin_api_key, api_url=fast_stack.api_url)) as daytona:
+        sandbox = await daytona.create(timeout=120)
+        try:
+            status, body = await fast.call("POST", f"{fast.api}/sandbox/{sandbox.id}/autostop/1")  # 2 s here
+            assert status == 200
+            await sandbox.process.create_session("job")
+            command = await sandbox.process.execute_session_command(
+                "job", SessionExecuteRequest(command="sleep 6; echo finished", run_async=True))
+            start = await sweeps(fast)
+            await wait_for(lambda: _at_least(fast, start + 10), timeout=30)
+            assert (await fast.get(sandbox.id))[1]["state"] == "started", "stopped during a session command"
+
+            async def finished() -> bool:
+                done = await sandbox.process.get_session_command("job", command.cmd_id)
+                return done.exit_code is not None
+
+            await wait_for(finished, timeout=30)
+            pty = await sandbox.process.create_pty_session(id="term", on_data=lambda data: None,
+                                                           pty_size=PtySize(cols=80, rows=24))
+            await pty.wait_for_connection()
+            start = await sweeps(fast)
+            await wait_for(lambda: _at_least(fast, start + 10), timeout=30)
+            assert (await fast.get(sandbox.id))[1]["state"] == "started", "stopped with a terminal open"
+            await pty.disconnect()
+            await fast.wait_state(sandbox.id, "stopped", timeout=30)
+        finally:
+            await daytona.delete(sandbox, timeout=60, wait=True)
+
+
+async def test_a_lost_container_is_restored_from_the_last_backup(fast_stack: Stack, fast: Rest) -> None:
+    sid = (await fast.create())["id"]
+    client = docker.from_env()
+    try:
+        status, result = await fast.execute(sid, "echo precious > kept.txt && date -u +%Y-%m-%dT%H:%M:%S.%NZ")
+        written = result["result"].strip()
+
+        async def backed_up_after_write() -> bool:
+            status, body = await fast.get(sid)
+            return body["backupState"] == "Completed" and body["backupCreatedAt"] > written
+
+        await wait_for(backed_up_after_write, timeout=60, message="no backup was taken")
+        fast_stack.services["runner"].kill()
+        client.containers.get(f"corral-{sid}").remove(force=True)  # the host lost the container
+        fast_stack.services["runner"].start()
+        await asyncio.to_thread(fast_stack.wait_ready)
+
+        async def lost() -> bool:
+            status, body = await fast.get(sid)
+            return bool(body["state"] == "error")
+
+        await wait_for(lost, timeout=60, message="the runner did not report the lost container")
+        status, body = await fast.get(sid)
+        assert body["recoverable"] is True and "lost" in body["errorReason"]
+        status, body = await fast.call("POST", f"{fast.api}/sandbox/{sid}/recover")
+        assert status == 200 and body["state"] in ("restoring", "started")
+        await fast.wait_state(sid, "started", timeout=60)
+        status, result = await fast.execute(sid, "cat kept.txt")
+        assert result["result"] == "precious\n"
+    finally:
+        await fast.delete(sid)
+        client.close()
+    await fast.wait_state(sid, "gone")
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker.from_env().images.get(f"corral-backup:{sid}")

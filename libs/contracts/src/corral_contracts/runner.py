@@ -51,13 +51,26 @@ def archive_image(sandbox_id: str) -> str:
     return f"corral-archive:{sandbox_id}"
 
 
+def backup_image(sandbox_id: str) -> str:
+    """The image a running sandbox is backed up to, now and then, so a lost container can be restored."""
+    return f"corral-backup:{sandbox_id}"
+
+
+class BackupSandbox(_Command):
+    """Commit the running container's filesystem as `image`, without pausing it."""
+
+    image: str
+
+
 class ResizeSandbox(_Command):
     cpu: int
     memory: int
     """GiB."""
 
 
-RunnerCommand = Union[CreateSandbox, StartSandbox, StopSandbox, DestroySandbox, ArchiveSandbox, ResizeSandbox]
+RunnerCommand = Union[
+    CreateSandbox, StartSandbox, StopSandbox, DestroySandbox, ArchiveSandbox, ResizeSandbox, BackupSandbox
+]
 
 
 class _Fact(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -82,6 +95,10 @@ class SandboxContainerArchived(_Fact):
     image: str
 
 
+class SandboxContainerBackedUp(_Fact):
+    image: str
+
+
 class SandboxContainerResized(_Fact):
     cpu: int
     memory: int
@@ -95,7 +112,7 @@ class SandboxContainerFailed(_Fact):
 
 RunnerFact = Union[
     SandboxContainerStarted, SandboxContainerStopped, SandboxContainerRemoved, SandboxContainerFailed,
-    SandboxContainerArchived, SandboxContainerResized,
+    SandboxContainerArchived, SandboxContainerResized, SandboxContainerBackedUp,
 ]
 
 

@@ -120,6 +120,13 @@ class SandboxResized(_SandboxEvent):
     memory: int
 
 
+class SandboxBackedUp(_SandboxEvent):
+    """A backup of the running sandbox's filesystem completed."""
+
+    runner_id: str
+    image: str
+
+
 class SandboxRecoverRequested(_SandboxEvent):
     """Leave `error`: drive the sandbox to `started` again."""
 
@@ -165,6 +172,7 @@ SandboxEvent = Union[
     SandboxResized,
     SandboxRecoverRequested,
     SandboxSigningKeyRotated,
+    SandboxBackedUp,
     SandboxNameClaimed,
     SandboxNameReleased,
 ]

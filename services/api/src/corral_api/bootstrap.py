@@ -45,7 +45,8 @@ class Api:
         self.supervisor = Supervisor(directory=self.directory, service=self.service, activity=self.activity,
                                      reissue=self.process_manager.reissue, interval=settings.supervise_interval,
                                      reissue_after=settings.reissue_after, minute=settings.minute,
-                                     deadlines=supervision.scaled(settings.deadline_factor))
+                                     deadlines=supervision.scaled(settings.deadline_factor),
+                                     backup=self.process_manager.backup, backup_every=settings.backup_every)
         self.fact_recorder = FactRecorder(self.service)
         self.assignments = AssignmentDesk(self.directory)
         self.consumers: list[Consumer] = []

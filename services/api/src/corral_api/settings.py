@@ -23,6 +23,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds a sandbox may sit unconverged before its command is sent again."""
     minute: float = 60.0
     """Seconds in a lifecycle-timer minute. Only tests shorten it (CORRAL_MINUTE_SECONDS)."""
+    backup_every: float = 3600.0
+    """Seconds between backups of a running sandbox (CORRAL_BACKUP_EVERY)."""
     deadline_factor: float = 1.0
     """Scales every transitional state's deadline. Only tests shorten them."""
     log_level: str = "INFO"
@@ -47,6 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             reissue_after=float(env.get("CORRAL_REISSUE_AFTER", "20")),
             minute=float(env.get("CORRAL_MINUTE_SECONDS", "60")),
             deadline_factor=float(env.get("CORRAL_DEADLINE_FACTOR", "1")),
+            backup_every=float(env.get("CORRAL_BACKUP_EVERY", "3600")),
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
         )
 

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 ActivityReader = Callable[[], Awaitable[dict[str, datetime]]]
 Reissue = Callable[[Sandbox, int], Awaitable[bool]]
+Backup = Callable[[Sandbox], Awaitable[None]]
 
 SYSTEM = {"Corral-Actor": "supervisor"}
 
@@ -29,7 +30,8 @@ SYSTEM = {"Corral-Actor": "supervisor"}
 class Supervisor:
     def __init__(self, *, directory: SandboxDirectory, service: SandboxService, activity: ActivityReader,
                  reissue: Reissue, interval: float = 5.0, reissue_after: float = 20.0,
-                 deadlines: dict[str, float] = supervision.DEADLINES, minute: float = 60.0):
+                 deadlines: dict[str, float] = supervision.DEADLINES, minute: float = 60.0,
+                 backup: Backup | None = None, backup_every: float = 3600.0):
         self._directory = directory
         self._service = service
         self._activity = activity
@@ -38,6 +40,9 @@ class Supervisor:
         self._reissue_after = timedelta(seconds=reissue_after)
         self._deadlines = deadlines
         self._minute = minute
+        self._backup = backup
+        self._backup_every = timedelta(seconds=backup_every)
+        self._backups_asked: dict[str, datetime] = {}
         self._attempts: dict[tuple[str, int], int] = {}
         self._task: asyncio.Task[None] | None = None
         self.sweeps = 0
@@ -75,6 +80,10 @@ class Supervisor:
             return 0
         if supervision.timer_due(sandbox, now, reported, self._minute):
             await self._service.apply(sandbox, lambda s: supervision.timer_due(s, now, reported, self._minute), SYSTEM)
+            return 1
+        if self._backup and supervision.backup_due(sandbox, now, self._backup_every, self._backups_asked.get(sandbox.id)):
+            self._backups_asked[sandbox.id] = now
+            await self._backup(sandbox)
             return 1
         return 0
 

@@ -19,6 +19,9 @@ from .errors import InvalidRequest, InvalidState
 
 TRANSITIONAL = frozenset({"creating", "starting", "stopping", "destroying", "archiving", "restoring", "resizing"})
 
+CONTAINER_LOST = "reconcile"
+"""The operation a runner names when it finds a sandbox's container gone."""
+
 ARCHIVE_MAX_MINUTES = 43_200
 """Auto-archive: 0 means this maximum (30 days); larger values are clamped to it."""
 
@@ -52,6 +55,10 @@ class Sandbox(msgspec.Struct, frozen=True, kw_only=True):
     error_reason: str | None = None
     recoverable: bool = False
     archive_image: str | None = None
+    backup_image: str | None = None
+    backup_at: datetime | None = None
+    error_operation: str | None = None
+    """What failed, for `recover`: a container lost on its runner is restored from the last backup."""
     resume_state: str | None = None
     """The state a resize returns to."""
     signing_key: str = ""
@@ -84,8 +91,12 @@ def evolve(sandbox: Sandbox | None, event: Any, version: int, at: datetime) -> S
             change |= {"state": "destroying", "desired_state": "destroyed"}
         case ev.SandboxDestroyed():
             change |= {"state": "destroyed"}
-        case ev.SandboxFailed(reason=reason, recoverable=recoverable):
-            change |= {"state": "error", "error_reason": reason, "recoverable": recoverable}
+        case ev.SandboxFailed(reason=reason, recoverable=recoverable, operation=operation):
+            change |= {"state": "error", "error_reason": reason, "recoverable": recoverable,
+                       "error_operation": operation}
+        case ev.SandboxBackedUp(image=image):
+            change |= {"backup_image": image, "backup_at": at}
+            del change["updated_at"]  # a backup is no activity and no state change
         case ev.SandboxLabelsReplaced(labels=labels):
             change |= {"labels": labels}
         case ev.SandboxTimersChanged():
@@ -177,6 +188,8 @@ def request_recover(sandbox: Sandbox) -> list[Any]:
         raise InvalidState(f"Sandbox {sandbox.id} is not in error (it is {sandbox.state})")
     if not sandbox.recoverable:
         raise InvalidState(f"Sandbox {sandbox.id} cannot be recovered: {sandbox.error_reason}")
+    if sandbox.error_operation == CONTAINER_LOST and sandbox.backup_image:
+        return [ev.SandboxRestoreRequested(sandbox_id=sandbox.id, image=sandbox.backup_image)]
     return [ev.SandboxRecoverRequested(sandbox_id=sandbox.id)]
 
 
@@ -240,8 +253,13 @@ def observe(sandbox: Sandbox, fact: Any) -> list[Any]:
         case facts.SandboxContainerResized(cpu=cpu, memory=memory):
             if sandbox.state == "resizing":
                 return [ev.SandboxResized(sandbox_id=sandbox.id, runner_id=fact.runner_id, cpu=cpu, memory=memory)]
+        case facts.SandboxContainerBackedUp(image=image):
+            if sandbox.state not in ("destroying", "destroyed"):
+                return [ev.SandboxBackedUp(sandbox_id=sandbox.id, runner_id=fact.runner_id, image=image)]
         case facts.SandboxContainerFailed(reason=reason, recoverable=recoverable, operation=operation):
-            if sandbox.state in TRANSITIONAL or sandbox.state == "started":
+            if operation == CONTAINER_LOST and sandbox.backup_image:
+                recoverable = True  # it can be restored from its last backup
+            if sandbox.state in TRANSITIONAL or sandbox.state in ("started", "stopped"):
                 return [ev.SandboxFailed(sandbox_id=sandbox.id, reason=reason, recoverable=recoverable,
                                          operation=operation)]
     return []

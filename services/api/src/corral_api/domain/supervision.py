@@ -65,3 +65,12 @@ def timer_due(sandbox: domain.Sandbox, now: datetime, reported: datetime | None,
         if sandbox.auto_archive_interval > 0 and idle > minutes(sandbox.auto_archive_interval):
             return domain.request_archive(sandbox, reason="auto-archive")
     return []
+
+
+def backup_due(sandbox: domain.Sandbox, now: datetime, every: timedelta, last_asked: datetime | None) -> bool:
+    """A started, non-ephemeral sandbox is backed up when its last backup (or its start) is older than
+    `every`, so a recoverable copy always exists (Daytona: hourly); one request per period."""
+    if sandbox.state != "started" or sandbox.auto_delete_interval == 0:
+        return False
+    last = max(t for t in (sandbox.backup_at, sandbox.created_at, last_asked) if t is not None)
+    return now - last >= every

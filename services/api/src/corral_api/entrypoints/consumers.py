@@ -8,7 +8,7 @@ import uuid
 
 from corral_contracts import codecs
 from corral_contracts.envelope import CommandEnvelope
-from corral_contracts.runner import RunnerAssignments, RunnerCommand
+from corral_contracts.runner import BackupSandbox, RunnerAssignments, RunnerCommand, backup_image
 from corral_contracts.subjects import runner_command_subject
 from corral_eventstore import EventLog, utcnow
 from corral_messaging import Bus, Delivery, PoisonMessage
@@ -53,6 +53,11 @@ class ProcessManager:
             return False
         await self._send(sandbox.runner_id, command, f"reissue:{sandbox.id}:{sandbox.version}:{attempt}")
         return True
+
+    async def backup(self, sandbox: Sandbox) -> None:
+        """Ask the sandbox's runner for a backup (periodic; not a change of desired state)."""
+        command = BackupSandbox(sandbox_id=sandbox.id, image=backup_image(sandbox.id))
+        await self._send(sandbox.runner_id, command, f"backup:{sandbox.id}:{utcnow().isoformat()}")
 
     async def _send(self, runner_id: str, command: RunnerCommand, command_id: str) -> None:
         message = CommandEnvelope(command_id=command_id, issued_at=utcnow(), payload=command)

@@ -80,6 +80,7 @@ class SandboxDto(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=Fal
     runner_id: str
     volumes: list[dict[str, str]]
     backup_state: str
+    backup_created_at: str | None
 
 
 class ListSandboxesDto(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=False):
@@ -122,5 +123,6 @@ def sandbox_dto(sandbox: Sandbox, toolbox_proxy_url: str, last_activity: Any = N
         auto_archive_interval=sandbox.auto_archive_interval, auto_delete_interval=sandbox.auto_delete_interval,
         created_at=iso(sandbox.created_at), updated_at=iso(sandbox.updated_at),
         last_activity_at=iso(last_activity or sandbox.updated_at), runner_id=sandbox.runner_id,
-        volumes=[], backup_state="None",
+        volumes=[], backup_state="Completed" if sandbox.backup_image else "None",
+        backup_created_at=iso(sandbox.backup_at) if sandbox.backup_at else None,
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 from corral_agent.client import AgentUnavailable
 from corral_contracts import runner as rc
-from corral_contracts.runner import archive_image
+from corral_contracts.runner import archive_image, backup_image
 
 from ..adapters.agent_link import AgentLink
 from ..domain.isolation import container_name, container_spec
@@ -102,6 +102,7 @@ class SandboxRunner:
     async def destroy(self, command: rc.DestroySandbox, cause: str, container: str = "") -> None:
         await self._engine.remove(container or container_name(command.sandbox_id))
         await self._engine.remove_image(archive_image(command.sandbox_id))
+        await self._engine.remove_image(backup_image(command.sandbox_id))
         await asyncio.to_thread(shutil.rmtree, self._agent.run_dir(command.sandbox_id), True)
         await self._fact(cause, rc.SandboxContainerRemoved(runner_id=self.runner_id, sandbox_id=command.sandbox_id))
 
@@ -121,6 +122,20 @@ class SandboxRunner:
             return
         await self._engine.remove(name)
         await self._fact(cause, rc.SandboxContainerArchived(runner_id=self.runner_id, sandbox_id=command.sandbox_id,
+                                                            image=command.image))
+
+    async def backup(self, command: rc.BackupSandbox, cause: str) -> None:
+        """A copy of the running filesystem, without pausing it, replacing the previous backup."""
+        name = container_name(command.sandbox_id)
+        state = await self._engine.state(name)
+        if state is None or not state.get("Running"):
+            return  # stopped or gone meanwhile: nothing to back up, nothing to report
+        try:
+            await self._engine.commit(name, command.image, {"corral.backup_of": command.sandbox_id})
+        except EngineError as error:
+            log.warning("backup of %s failed: %s", command.sandbox_id, error)
+            return
+        await self._fact(cause, rc.SandboxContainerBackedUp(runner_id=self.runner_id, sandbox_id=command.sandbox_id,
                                                             image=command.image))
 
     async def resize(self, command: rc.ResizeSandbox, cause: str) -> None:
@@ -147,6 +162,8 @@ class SandboxRunner:
                 await self.archive(command, cause)
             case rc.ResizeSandbox():
                 await self.resize(command, cause)
+            case rc.BackupSandbox():
+                await self.backup(command, cause)
 
     async def reconcile(self, assignments: rc.RunnerAssignments, boot_id: str) -> list[Step]:
         """Make the containers on this host agree with the log (run once at start-up)."""
