@@ -130,7 +130,8 @@ async def test_runner_killed_in_the_middle_of_creates(fault_stack: Stack, rest: 
 async def test_runner_killed_in_the_middle_of_stops(fault_stack: Stack, rest: Rest) -> None:
     ids = [(await rest.create(labels={"suite": "kill-stop"}))["id"] for _ in range(2)]
     for sid in ids:
-        await rest.call("POST", f"{rest.api}/sandbox/{sid}/stop")
+        status, body = await rest.call("POST", f"{rest.api}/sandbox/{sid}/stop")
+        assert status == 200, body
     fault_stack.services["runner"].kill()
     INJECTED["runner killed mid-stop"] += 1
     fault_stack.services["runner"].start()

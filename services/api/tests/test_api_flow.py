@@ -98,8 +98,9 @@ async def test_bad_input_is_a_json_4xx(api) -> None:  # type: ignore[no-untyped-
     assert response.status == 404
 
 
-async def test_a_sandbox_still_creating_cannot_be_stopped(api) -> None:  # type: ignore[no-untyped-def]
+async def test_a_destroyed_sandbox_cannot_be_started(api) -> None:  # type: ignore[no-untyped-def]
     client, _ = api
     sandbox = await (await client.post("/api/sandbox", json={}, headers=AUTH)).json()
-    response = await client.post(f"/api/sandbox/{sandbox['id']}/stop", headers=AUTH)
+    assert (await client.delete(f"/api/sandbox/{sandbox['id']}", headers=AUTH)).status == 200
+    response = await client.post(f"/api/sandbox/{sandbox['id']}/start", headers=AUTH)
     assert response.status == 409 and (await response.json())["code"] == "INVALID_STATE"

@@ -85,9 +85,12 @@ def test_a_destroying_sandbox_refuses_lifecycle_changes(decide) -> None:  # type
         decide(given(created(), ev.SandboxDestroyRequested(sandbox_id=SID)))
 
 
-def test_stop_is_refused_while_creating() -> None:
-    with pytest.raises(InvalidState):
-        domain.request_stop(given(created()))
+def test_stop_while_creating_is_a_change_of_desired_state() -> None:
+    [stop] = domain.request_stop(given(created()))
+    sandbox = given(created(), stop)
+    assert (sandbox.state, sandbox.desired_state) == ("stopping", "stopped")
+    late_start = facts.SandboxContainerStarted(runner_id="r1", sandbox_id=SID, container_id="c")
+    assert domain.observe(sandbox, late_start) == [], "the create finishing does not undo the stop"
 
 
 def test_destroy_releases_the_name() -> None:

@@ -28,6 +28,10 @@ from .settings import Settings
 
 log = logging.getLogger("corral.api")
 
+IN_ORDER = ConsumerPolicy(ack_wait=10.0, max_ack_pending=1)
+"""One message at a time (a retry in backoff must not be overtaken); a crashed consumer's message comes back
+after 10 s (a running handler keeps extending that)."""
+
 
 class Api:
     """Everything the api runs, started and stopped together with its web application."""
@@ -99,9 +103,9 @@ class Api:
         await self.relay.start()
         self.consumers = [
             self.bus.consume(stream=EVT_STREAM, durable="api-process-manager", filter_subject=events_of("sandbox"),
-                             handler=self.process_manager.handle, policy=ConsumerPolicy(max_ack_pending=1)),
+                             handler=self.process_manager.handle, policy=IN_ORDER),
             self.bus.consume(stream=EVT_STREAM, durable="api-runner-facts", filter_subject=events_of("runner"),
-                             handler=self.fact_recorder.handle, policy=ConsumerPolicy(max_ack_pending=1)),
+                             handler=self.fact_recorder.handle, policy=IN_ORDER),
         ]
         for consumer in self.consumers:
             await consumer.start()

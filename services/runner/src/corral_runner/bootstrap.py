@@ -115,7 +115,7 @@ class Runner:
         self.commands = self.bus.consume(stream=CMD_STREAM, durable=f"runner-{self.settings.runner_id}",
                                          filter_subject=runner_commands(self.settings.runner_id),
                                          handler=CommandDesk(self.sandboxes).handle,
-                                         policy=ConsumerPolicy(ack_wait=120.0, max_ack_pending=1))
+                                         policy=ConsumerPolicy(ack_wait=10.0, max_ack_pending=1))
         await self.commands.start()
 
     async def start(self) -> None:

@@ -137,9 +137,11 @@ def request_start(sandbox: Sandbox) -> list[Any]:
 
 
 def request_stop(sandbox: Sandbox, force: bool = False, reason: str = "user") -> list[Any]:
+    """Allowed while the sandbox is still being created or started: the runner carries out its commands
+    in order, so the stop follows the start and the sandbox ends stopped."""
     if sandbox.state in ("stopped", "stopping", "archived", "archiving"):
         return []
-    if sandbox.state in ("started", "error"):
+    if sandbox.state in ("started", "error", "creating", "starting", "restoring"):
         return [ev.SandboxStopRequested(sandbox_id=sandbox.id, force=force, reason=reason)]
     raise InvalidState(f"Sandbox {sandbox.id} cannot be stopped while it is {sandbox.state}")
 
