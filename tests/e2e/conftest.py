@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
+from daytona import Daytona, DaytonaConfig
 
 from corral_stack.stack import Stack
 from corral_testing.waiting import wait_for
@@ -60,6 +61,22 @@ class Rest:
     async def delete(self, sandbox_id: str) -> None:
         status, body = await self.call("DELETE", f"{self.api}/sandbox/{sandbox_id}")
         assert status in (200, 404), body
+
+
+def config(stack: Stack) -> DaytonaConfig:
+    """The official SDK's configuration for a stack: its API URL and admin key, nothing else."""
+    return DaytonaConfig(api_key=stack.admin_api_key, api_url=stack.api_url)
+
+
+@pytest.fixture(scope="module")
+def sandbox_id(stack: Stack) -> Iterator[str]:
+    """One sandbox shared by a module's tests, created and deleted through the SDK."""
+    daytona = Daytona(config(stack))
+    sandbox = daytona.create(timeout=120)
+    try:
+        yield sandbox.id
+    finally:
+        daytona.delete(sandbox, timeout=60)
 
 
 @pytest.fixture

@@ -7,12 +7,10 @@ from daytona import AsyncDaytona, CreateSandboxFromSnapshotParams, Daytona, Dayt
 from daytona.common.errors import DaytonaError, DaytonaNotFoundError
 
 from corral_stack.stack import Stack
+from .conftest import config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
-
-def config(stack: Stack) -> DaytonaConfig:
-    return DaytonaConfig(api_key=stack.admin_api_key, api_url=stack.api_url)
 
 
 def test_sync_sdk_lifecycle(stack: Stack) -> None:

@@ -15,20 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daytona import AsyncDaytona, Daytona, DaytonaConfig, FileDownloadRequest, FileUpload
+from daytona import AsyncDaytona, Daytona, FileDownloadRequest, FileUpload
 from daytona.common.errors import (DaytonaError, DaytonaFileAccessDeniedError, DaytonaFileNotFoundError,
                                    DaytonaInvalidFilePathError)
 
 from corral_stack.stack import Stack
+from .conftest import config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
 Call = Callable[..., Awaitable[Any]]
 HOME = "/home/daytona"
 
-
-def config(stack: Stack) -> DaytonaConfig:
-    return DaytonaConfig(api_key=stack.admin_api_key, api_url=stack.api_url)
 
 
 def caller(asynchronous: bool) -> Call:

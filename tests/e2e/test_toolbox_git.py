@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from daytona import AsyncDaytona, CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig
+from daytona import AsyncDaytona, CreateSandboxFromSnapshotParams, Daytona
 from daytona.common.errors import (DaytonaConflictError, DaytonaGitAuthFailedError, DaytonaGitBranchExistsError,
                                    DaytonaGitBranchNotFoundError, DaytonaGitDirtyWorktreeError,
                                    DaytonaGitMergeConflictError, DaytonaGitPushRejectedError,
@@ -27,6 +27,7 @@ from daytona_toolbox_api_client_async import GitApi as AsyncGitApi
 
 from corral_stack.stack import Stack
 from corral_testing.waiting import wait_for
+from .conftest import config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -106,9 +107,6 @@ os.rename(os.path.join(STATE, "port.tmp"), os.path.join(STATE, "port"))
 server.serve_forever()
 '''
 
-
-def config(stack: Stack) -> DaytonaConfig:
-    return DaytonaConfig(api_key=stack.admin_api_key, api_url=stack.api_url)
 
 
 def make_call(asynchronous: bool) -> Call:

@@ -4,32 +4,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
 from aiohttp import WSMsgType
-from daytona import AsyncDaytona, CodeRunParams, CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig
+from daytona import AsyncDaytona, CodeRunParams, CreateSandboxFromSnapshotParams, Daytona
 from daytona.common.code_interpreter import ExecutionError, OutputMessage
 from daytona.common.errors import DaytonaError, DaytonaNotFoundError, DaytonaTimeoutError
 
 from corral_stack.stack import Stack
+from .conftest import config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
 
-def config(stack: Stack) -> DaytonaConfig:
-    return DaytonaConfig(api_key=stack.admin_api_key, api_url=stack.api_url)
-
-
-@pytest.fixture(scope="module")
-def sandbox_id(stack: Stack) -> Iterator[str]:
-    daytona = Daytona(config(stack))
-    sandbox = daytona.create(timeout=120)
-    try:
-        yield sandbox.id
-    finally:
-        daytona.delete(sandbox, timeout=60)
 
 
 class Streamed:

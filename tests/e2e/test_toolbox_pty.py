@@ -7,16 +7,16 @@ import base64
 import json
 import os
 import time
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
 from aiohttp import WSMsgType
-from daytona import AsyncDaytona, Daytona, DaytonaConfig, PtySize
+from daytona import AsyncDaytona, Daytona, PtySize
 from daytona.common.errors import DaytonaBadRequestError, DaytonaConflictError, DaytonaError, DaytonaNotFoundError
 
 from corral_stack.stack import Stack
 from corral_testing.waiting import wait_for
+from .conftest import config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -28,22 +28,10 @@ BYTES_COMMAND = ("stty raw -echo; python3 -c \"import sys; o = sys.stdout.buffer
                  "stty sane; echo; echo BY\"\"TES-OK\n")
 
 
-def config(stack: Stack) -> DaytonaConfig:
-    return DaytonaConfig(api_key=stack.admin_api_key, api_url=stack.api_url)
-
 
 def pty_id(name: str) -> str:
     return f"{name}-{os.urandom(3).hex()}"
 
-
-@pytest.fixture(scope="module")
-def sandbox_id(stack: Stack) -> Iterator[str]:
-    daytona = Daytona(config(stack))
-    sandbox = daytona.create(timeout=120)
-    try:
-        yield sandbox.id
-    finally:
-        daytona.delete(sandbox, timeout=60)
 
 
 def read_until(handle, seen: bytearray, marker: bytes, timeout: float = DEADLINE) -> bytes:  # type: ignore[no-untyped-def]

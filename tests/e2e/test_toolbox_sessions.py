@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
 from aiohttp import WSMsgType
-from daytona import AsyncDaytona, Daytona, DaytonaConfig, SessionExecuteRequest
+from daytona import AsyncDaytona, Daytona, SessionExecuteRequest
 from daytona.common.errors import (
     DaytonaCommandAlreadyCompletedError,
     DaytonaConflictError,
@@ -20,6 +19,7 @@ from daytona.common.errors import (
 
 from corral_stack.stack import Stack
 from corral_testing.waiting import wait_for
+from .conftest import config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -27,22 +27,10 @@ OUT, ERR = b"\x01\x01\x01", b"\x02\x02\x02"
 MIB = 1024 * 1024
 
 
-def config(stack: Stack) -> DaytonaConfig:
-    return DaytonaConfig(api_key=stack.admin_api_key, api_url=stack.api_url)
-
 
 def session_id(name: str) -> str:
     return f"{name}-{os.urandom(3).hex()}"
 
-
-@pytest.fixture(scope="module")
-def sandbox_id(stack: Stack) -> Iterator[str]:
-    daytona = Daytona(config(stack))
-    sandbox = daytona.create(timeout=120)
-    try:
-        yield sandbox.id
-    finally:
-        daytona.delete(sandbox, timeout=60)
 
 
 def split_marked(log: bytes) -> tuple[bytes, bytes]:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from daytona import AsyncDaytona, CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig
+from daytona import AsyncDaytona, CreateSandboxFromSnapshotParams, Daytona
 from daytona.common.errors import DaytonaBadRequestError
 from daytona_toolbox_api_client import ServerApi, UpdateEnvRequest
 from daytona_toolbox_api_client_async import ServerApi as AsyncServerApi
@@ -21,6 +21,7 @@ from daytona_toolbox_api_client_async import UpdateEnvRequest as AsyncUpdateEnvR
 
 from corral_stack.stack import Stack
 from corral_testing.waiting import wait_for
+from .conftest import config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -28,9 +29,6 @@ Call = Callable[..., Awaitable[Any]]
 MiB = 1024**2
 GiB = 1024**3
 
-
-def config(stack: Stack) -> DaytonaConfig:
-    return DaytonaConfig(api_key=stack.admin_api_key, api_url=stack.api_url)
 
 
 def make_call(asynchronous: bool) -> Call:
