@@ -1,17 +1,16 @@
 """Talking to a real agent's session ops, and agents whose sessions run under a chosen shell."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import shutil
-import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from pathlib import Path
 
 from agent_harness import DEADLINE_SECONDS, SOURCE_AGENT, RunningAgent, start_agent
 from corral_agent.client import call
+from corral_testing.waiting import wait_for
 
 OUT = b"\x01\x01\x01"
 ERR = b"\x02\x02\x02"
@@ -85,9 +84,5 @@ def streams(log: bytes) -> tuple[bytes, bytes]:
 
 
 async def eventually(predicate: Callable[[], Awaitable[bool]], what: str, timeout: float = DEADLINE_SECONDS) -> None:
-    """Poll an async predicate until it holds; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
+    """Poll an async predicate until it holds (the repository's one deadline-bounded helper)."""
+    await wait_for(predicate, timeout=timeout, interval=0.01, message=f"timed out waiting for {what}")

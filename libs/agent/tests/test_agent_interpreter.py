@@ -7,7 +7,7 @@ from contextlib import aclosing
 
 from agent_harness import RunningAgent
 from corral_agent.client import call
-from session_harness import error_of, frames_of, result_of
+from session_harness import error_of, eventually, frames_of, result_of
 
 
 async def run_code(path: str, code: str, **extra: object) -> tuple[str, str, list[dict], str]:
@@ -91,7 +91,11 @@ async def test_runs_in_one_context_take_turns(agent: RunningAgent):
     slow = run_code(path, "import time\nevents.append('slow-start')\ntime.sleep(0.3)\nevents.append('slow-end')")
     fast = run_code(path, "events.append('fast')")
     first = asyncio.ensure_future(slow)
-    await asyncio.sleep(0.05)
+
+    async def slow_is_running() -> bool:
+        return int((await result_of(path, "activity"))["running"]) >= 1
+
+    await eventually(slow_is_running, what="the slow run to start")
     await asyncio.gather(first, fast)
     assert (await run_code(path, "print(events)"))[0] == "['slow-start', 'slow-end', 'fast']\n"
 
