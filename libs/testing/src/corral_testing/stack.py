@@ -60,7 +60,14 @@ def running_stack(**config: Any) -> Iterator[Stack]:
     finally:
         started.stop()
         remove_labelled(TEST_RUN_LABEL, run)
+        keep_logs(started, run)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def keep_logs(stack: Stack, run: str) -> None:
+    """The services' logs outlive the stack's home, for reading after a failed run."""
+    target = Path(os.environ.get("CORRAL_TEST_LOGS", "/tmp/corral-test-logs")) / run
+    shutil.copytree(stack.home / "logs", target, dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,8 @@ from ..domain import signing
 from ..domain.routes import Route, RouteTable
 
 RUNNER_CACHE_SECONDS = 5.0
+SETTLING = ("creating", "starting", "restoring")
+"""States a request waits out (briefly) rather than being refused: the sandbox is about to run."""
 KEY_SETTLE_SECONDS = 1.0
 """How long a signed request whose signature does not match waits for a newer signing key."""
 
@@ -63,8 +65,8 @@ class Directory:
         route = table.routes.get(sandbox_id)
         if route is None or route.organization_id != organization_id:
             raise Refused(404, f"Sandbox {sandbox_id} not found", "NOT_FOUND")
-        if route.state in ("creating", "starting"):
-            await self._wait(lambda: route.state not in ("creating", "starting"))
+        if route.state in SETTLING:
+            await self._wait(lambda: route.state not in SETTLING)
         if route.state != "started":
             raise Refused(409, f"Sandbox {sandbox_id} is not started (state: {route.state})", "SANDBOX_NOT_STARTED")
         return route
@@ -89,8 +91,8 @@ class Directory:
             signing.check_expiry(expires, now)
         except signing.SignatureRefused as refused:
             raise _refused(refused) from None
-        if route.state in ("creating", "starting"):
-            await self._wait(lambda: route.state not in ("creating", "starting"))
+        if route.state in SETTLING:
+            await self._wait(lambda: route.state not in SETTLING)
         if route.state != "started":
             raise Refused(409, f"Sandbox {sandbox_id} is not started (state: {route.state})", "SANDBOX_NOT_STARTED")
         return route

@@ -24,6 +24,8 @@ STATE_AFTER = {
     ev.SandboxStarted: "started", ev.SandboxStartRequested: "starting", ev.SandboxStopRequested: "stopping",
     ev.SandboxStopped: "stopped", ev.SandboxDestroyRequested: "destroying", ev.SandboxDestroyed: "destroyed",
     ev.SandboxFailed: "error",
+    ev.SandboxArchiveRequested: "archiving", ev.SandboxArchived: "archived",
+    ev.SandboxRestoreRequested: "restoring", ev.SandboxRecoverRequested: "starting",
 }
 
 
