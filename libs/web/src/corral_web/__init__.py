@@ -78,6 +78,10 @@ def json_errors(*domain_errors: type[Exception]):  # type: ignore[no-untyped-def
             if error.status < 400:
                 raise
             return error_response(error.status, error.reason or "", None)
+        except ConnectionResetError:  # the client went away mid-request: nothing failed on our side
+            log.info("client closed the connection during %s %s", request.method, request.path)
+            return error_response(400, "The connection closed before the request was complete",
+                                  "CLIENT_CLOSED_REQUEST")
         except Exception:
             log.exception("unhandled error in %s %s", request.method, request.path)
             return error_response(500, "Internal server error", "INTERNAL_ERROR")
