@@ -1,7 +1,6 @@
 """Running a real agent process for the tests and talking to it (sync and asyncio)."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 import glob
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from corral_agent.client import call
 from corral_agent.framing import encode_frame
+from corral_testing.waiting import wait_for
 
 SOURCE_AGENT = (sys.executable, "-m", "corral_agent")
 DEADLINE_SECONDS = 20.0
@@ -169,9 +169,5 @@ def pid_gone(pid: int) -> bool:
 
 
 async def wait_until_async(predicate: Callable[[], object], timeout: float = DEADLINE_SECONDS, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.005)
-    return result
+    """The repository's shared deadline-bounded helper, with this harness's defaults."""
+    return await wait_for(predicate, timeout=timeout, interval=0.005, message=f"timed out waiting for {what}")
