@@ -71,7 +71,10 @@ class RunningAgent:
     def child_pids(self) -> list[int]:
         pids = []
         for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
-            pids += [int(pid) for pid in (task / "children").read_text().split()]
+            try:
+                pids += [int(pid) for pid in (task / "children").read_text().split()]
+            except FileNotFoundError:  # the thread ended between the listing and the read
+                continue
         return pids
 
     def stop(self) -> int:
