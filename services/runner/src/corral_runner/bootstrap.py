@@ -101,8 +101,9 @@ class Runner:
         self.sandbox_count = len(containers)
         self.oom.containers = containers
         if self.reconciled.is_set():  # reconciliation places its own rules first
-            await self.network.check()
-            await self.network.sweep({c.sandbox_id for c in containers if c.running})
+            running = {c.sandbox_id for c in containers if c.running}
+            await self.network.check(running)
+            await self.network.sweep(running)
         for observed in containers:
             if not observed.running:
                 continue

@@ -40,15 +40,22 @@ class NetworkGuard:
         self._bridge = await self._engine.bridge()
         await self._firewall.install(self._bridge, self._denied)
 
-    async def check(self) -> bool:
-        """Re-install everything when the hooks were removed (a firewall reload, a flush); True if it had to."""
-        if self._firewall is None or await self._firewall.installed():
+    async def check(self, running: set[str]) -> bool:
+        """Put back what was removed behind our back (a firewall reload, a flush): the hooks and base rules,
+        and the rules of every running sandbox with an allow list. True if anything had to be."""
+        if self._firewall is None:
             return False
-        log.warning("the sandbox firewall was removed from the host's chains; installing it again")
-        await self.install()
-        for sandbox_id, policy in list(self.policies.items()):
-            await self.enforce(sandbox_id, policy)
-        return True
+        restricted = {sid for sid in running if sid in self.policies and self.policies[sid].restricted}
+        if not await self._firewall.installed():
+            log.warning("the sandbox firewall was removed from the host's chains; installing it again")
+            await self.install()
+            missing = restricted
+        else:
+            missing = restricted - set(await self._firewall.sandboxes(self.runner_id))
+        for sandbox_id in missing:
+            log.warning("rules of sandbox %s were missing; applying them again", sandbox_id)
+            await self.enforce(sandbox_id, self.policies[sandbox_id])
+        return bool(missing)
 
     async def prepare(self, sandbox_id: str, policy: np.NetworkPolicy) -> None:
         """Before a (re)start: attached to the bridge or not, as the policy says."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from corral_contracts import guard as gd
 from corral_contracts import runner as rc
 from corral_contracts.runner import archive_image, backup_image
 
+from ..adapters import run_dirs
 from ..adapters.agent_link import AgentLink
 from ..domain.isolation import container_name, container_spec
 from ..domain.network_policy import NetworkPolicy, policy
@@ -31,8 +31,9 @@ class AgentNotReady(Exception):
 class SandboxRunner:
     def __init__(self, *, runner_id: str, engine: ContainerEngine, agent: AgentLink, report: FactSink,
                  agent_dir: Path, network: NetworkGuard, agent_ready_timeout: float = 30.0,
-                 extra_labels: dict[str, str] | None = None):
+                 extra_labels: dict[str, str] | None = None, run_dir_bytes: int = 64 * 1024**2):
         self.runner_id = runner_id
+        self._run_dir_bytes = run_dir_bytes
         self.network = network
         self._engine = engine
         self._agent = agent
@@ -76,7 +77,8 @@ class SandboxRunner:
             state = await self._engine.state(name) or {}
             if state.get("Running"):
                 await self.network.change(sandbox_id, network, running=True)
-            else:
+            else:  # after a host reboot the run directory's tmpfs is gone: bound it again before the start
+                await asyncio.to_thread(run_dirs.ensure_bounded, self._agent.run_dir(sandbox_id), self._run_dir_bytes)
                 await self.network.prepare(sandbox_id, network)
                 await self._engine.start(name)
                 await self.network.enforce(sandbox_id, network)
@@ -95,8 +97,7 @@ class SandboxRunner:
 
     async def create(self, command: rc.CreateSandbox, cause: str) -> None:
         run_dir = self._agent.run_dir(command.sandbox_id)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        run_dir.chmod(0o777)  # the sandbox user (any uid) owns its agent socket here; nothing else lives here
+        await asyncio.to_thread(run_dirs.ensure_bounded, run_dir, self._run_dir_bytes)
         spec = container_spec(command, runner_id=self.runner_id, agent_dir=str(self._agent_dir),
                               run_dir=str(run_dir), extra_labels=self._labels)
         try:
@@ -126,7 +127,7 @@ class SandboxRunner:
         await self.network.forget(command.sandbox_id)
         await self._engine.remove_image(archive_image(command.sandbox_id))
         await self._engine.remove_image(backup_image(command.sandbox_id))
-        await asyncio.to_thread(shutil.rmtree, self._agent.run_dir(command.sandbox_id), True)
+        await asyncio.to_thread(run_dirs.release, self._agent.run_dir(command.sandbox_id))
         await self._fact(cause, rc.SandboxContainerRemoved(runner_id=self.runner_id, sandbox_id=command.sandbox_id))
 
     async def archive(self, command: rc.ArchiveSandbox, cause: str) -> None:
@@ -145,6 +146,7 @@ class SandboxRunner:
             return
         await self._engine.remove(name)
         await self.network.forget(command.sandbox_id)
+        await asyncio.to_thread(run_dirs.release, self._agent.run_dir(command.sandbox_id))
         await self._fact(cause, rc.SandboxContainerArchived(runner_id=self.runner_id, sandbox_id=command.sandbox_id,
                                                             image=command.image))
 
