@@ -24,9 +24,13 @@ def test_capabilities_privileges_and_limits() -> None:
     assert s.mem_bytes == 3 * 1024**3 and s.nano_cpus == 2_000_000_000 and s.pids_limit > 0
 
 
-def test_network_is_the_dedicated_bridge_or_none() -> None:
-    assert spec().network == NETWORK_NAME
-    assert spec(network_block_all=True).network is None
+def test_network_is_the_dedicated_bridge_detached_when_blocking_all() -> None:
+    assert spec().network == NETWORK_NAME and spec().attached
+    assert spec(network_block_all=True).network == NETWORK_NAME and not spec(network_block_all=True).attached
+
+
+def test_the_disk_size_is_the_writable_layer_bound() -> None:
+    assert spec(disk=5).disk_bytes == 5 * 1024**3
 
 
 def test_user_env_cannot_be_lost_and_identity_is_set() -> None:

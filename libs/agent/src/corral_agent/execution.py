@@ -7,7 +7,7 @@ import subprocess
 
 from .errors import BAD_REQUEST, EXEC_FAILED, AgentError
 from .exec_request import ExecRequest
-from .process_groups import ProcessGroups
+from .process_groups import ProcessGroups, prefer_for_oom
 from .pump import Pump, close_fds
 
 
@@ -51,6 +51,7 @@ def spawn(request: ExecRequest, shell: str | None) -> tuple[subprocess.Popen, in
             env=request.env,
             start_new_session=True,
             close_fds=True,
+            preexec_fn=prefer_for_oom,
         )
     except OSError as error:
         close_fds(out_r, in_w)

@@ -19,7 +19,7 @@ import threading
 import time
 
 from .errors import EXEC_FAILED, AgentError
-from .process_groups import ProcessGroups, kill_group
+from .process_groups import ProcessGroups, kill_group, prefer_for_oom
 
 INTERRUPT_GRACE_SECONDS = 2.0
 _READ_BYTES = 64 * 1024
@@ -63,7 +63,7 @@ class Interpreter:
             self.proc = subprocess.Popen(
                 [self._python, "-c", self._source, str(pipes["request"][0]), str(pipes["event"][1])],
                 stdin=subprocess.DEVNULL, stdout=pipes["stdout"][1], stderr=pipes["stderr"][1], cwd=self.cwd,
-                env=self._env, start_new_session=True, close_fds=True,
+                env=self._env, start_new_session=True, close_fds=True, preexec_fn=prefer_for_oom,
                 pass_fds=(pipes["request"][0], pipes["event"][1]))
         except OSError as error:
             for read_end, write_end in pipes.values():

@@ -6,6 +6,24 @@ import signal
 import threading
 
 
+CHILD_OOM_SCORE_ADJ = b"500"
+"""What the agent's children get: when the sandbox runs out of memory, the kernel kills what the
+agent started before the agent itself (which keeps the default 0), so the sandbox stays reachable."""
+
+
+def prefer_for_oom() -> None:
+    """Run in a child between fork and exec: only raw system calls, no imports, no locks. Raising
+    one's own score needs no privilege; should it be higher already, it is left alone."""
+    try:
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        try:
+            os.write(fd, CHILD_OOM_SCORE_ADJ)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
 class ProcessGroups:
     """The process groups of the running execs, so that the agent can kill them on shutdown."""
 

@@ -20,7 +20,7 @@ import time
 
 from .errors import EXEC_FAILED, AgentError
 from .framing import OUTPUT_CHUNK_BYTES, encode_frame, encode_output_frame
-from .process_groups import ProcessGroups
+from .process_groups import ProcessGroups, prefer_for_oom
 
 SCROLLBACK_BYTES = 64 * 1024  # what a (re)attaching client is shown of the output so far
 DEFAULT_TERM = "xterm-256color"
@@ -188,6 +188,7 @@ def _spawn(shell: str | None, cwd: str, env: dict, cols: int, rows: int) -> tupl
             os.close(report_r)
             fcntl.ioctl(0, termios.TIOCSWINSZ, winsize)
             os.chdir(cwd)
+            prefer_for_oom()
             os.execve(shell, argv, env)
         except BaseException as error:  # noqa: B036 - nothing may escape the child
             try:

@@ -28,7 +28,7 @@ import threading
 from collections import deque
 
 from .errors import EXEC_FAILED, AgentError
-from .process_groups import ProcessGroups, kill_group
+from .process_groups import ProcessGroups, kill_group, prefer_for_oom
 from .sessions_commands import NOT_RUN_EXIT_CODE, Command, exit_code_of
 from .sessions_log import STDERR_MARK, STDOUT_MARK
 
@@ -67,7 +67,7 @@ class Session:
         diagnostics = os.open(os.path.join(directory, "shell.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             self.proc = subprocess.Popen([shell], stdin=control_r, stdout=status_w, stderr=diagnostics, cwd=cwd,
-                                         env=env, start_new_session=True, close_fds=True)
+                                         env=env, start_new_session=True, close_fds=True, preexec_fn=prefer_for_oom)
         except OSError as error:
             for fd in (self._wake_r, self._wake_w, self._control_w, self._status_r):
                 os.close(fd)

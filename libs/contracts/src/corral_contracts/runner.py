@@ -11,6 +11,8 @@ from typing import ClassVar, Union
 
 import msgspec
 
+from .guard import SandboxContainerNetworkApplied, SandboxContainerOomKilled, UpdateSandboxNetwork
+
 
 class _Command(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     sandbox_id: str
@@ -26,10 +28,14 @@ class CreateSandbox(_Command):
     disk: int = 3
     """GiB."""
     network_block_all: bool = False
+    network_allow_list: list[str] = []
+    """Normalized IPv4 CIDRs egress is limited to; empty = no allow list."""
 
 
 class StartSandbox(_Command):
-    pass
+    network_block_all: bool = False
+    network_allow_list: list[str] = []
+    """The sandbox's network policy, enforced before the start is reported."""
 
 
 class StopSandbox(_Command):
@@ -69,7 +75,8 @@ class ResizeSandbox(_Command):
 
 
 RunnerCommand = Union[
-    CreateSandbox, StartSandbox, StopSandbox, DestroySandbox, ArchiveSandbox, ResizeSandbox, BackupSandbox
+    CreateSandbox, StartSandbox, StopSandbox, DestroySandbox, ArchiveSandbox, ResizeSandbox, BackupSandbox,
+    UpdateSandboxNetwork,
 ]
 
 
@@ -113,6 +120,7 @@ class SandboxContainerFailed(_Fact):
 RunnerFact = Union[
     SandboxContainerStarted, SandboxContainerStopped, SandboxContainerRemoved, SandboxContainerFailed,
     SandboxContainerArchived, SandboxContainerResized, SandboxContainerBackedUp,
+    SandboxContainerNetworkApplied, SandboxContainerOomKilled,
 ]
 
 
@@ -126,6 +134,10 @@ class RunnerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
     sandboxes: int = 0
     cpus: int = 0
     memory_gib: int = 0
+    disk_limits: bool = False
+    """Whether the engine enforces each sandbox's disk size (overlay2 on XFS with project quotas)."""
+    network_policy: bool = False
+    """Whether the runner enforces the network policy on its host (firewall rules installed)."""
 
 
 class SandboxAssignment(msgspec.Struct, frozen=True, kw_only=True):

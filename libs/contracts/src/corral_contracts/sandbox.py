@@ -10,6 +10,8 @@ from typing import ClassVar, Union
 
 import msgspec
 
+from .guard import SandboxNetworkApplied, SandboxNetworkSettingsChanged, SandboxOomKilled
+
 
 class _SandboxEvent(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     __aggregate__: ClassVar[str] = "sandbox"
@@ -37,6 +39,8 @@ class SandboxCreated(_SandboxEvent):
     auto_archive_interval: int = 10080
     auto_delete_interval: int = -1
     network_block_all: bool = False
+    network_allow_list: list[str] = []
+    """Normalized IPv4 CIDRs egress is limited to; empty = no allow list."""
     preview_token: str = ""
 
 
@@ -173,6 +177,9 @@ SandboxEvent = Union[
     SandboxRecoverRequested,
     SandboxSigningKeyRotated,
     SandboxBackedUp,
+    SandboxNetworkSettingsChanged,
+    SandboxNetworkApplied,
+    SandboxOomKilled,
     SandboxNameClaimed,
     SandboxNameReleased,
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,17 @@ def remove_labelled(label: str, value: str) -> int:
         client.close()
 
 
+def unmount_under(root: Path) -> int:
+    """Unmount whatever is mounted below `root` (the runner's bounded run directories of containers that
+    were removed without being destroyed), deepest first."""
+    prefix = str(root.resolve()) + "/"
+    with open("/proc/self/mountinfo") as mountinfo:
+        points = [line.split()[4] for line in mountinfo if line.split()[4].startswith(prefix)]
+    for point in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+    return len(points)
+
+
 def log_tail(stack: Stack, name: str, lines: int = 60) -> str:
     path = stack.home / "logs" / f"{name}.log"
     try:
@@ -54,12 +66,14 @@ def running_stack(**config: Any) -> Iterator[Stack]:
             print(f"--- {name} log ---\n{log_tail(started, name)}")
         started.stop()
         remove_labelled(TEST_RUN_LABEL, run)
+        unmount_under(home)
         raise
     try:
         yield started
     finally:
         started.stop()
         remove_labelled(TEST_RUN_LABEL, run)
+        unmount_under(home)
         keep_logs(started, run)
         shutil.rmtree(home, ignore_errors=True)
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -22,11 +25,16 @@ from corral_contracts.subjects import ACTIVITY_BUCKET, CMD_STREAM, RUNNER_ASSIGN
 from corral_messaging import Bus, Consumer, ConsumerPolicy, JetStreamBus
 
 from .adapters.agent_link import AgentLink
+from .adapters.cgroup_counters import read_oom_kills
 from .adapters.docker_engine import DockerEngine
 from .adapters.docker_stats import DockerStats
-from .app.ports import ContainerEngine
+from .adapters.host_firewall import IptablesFirewall
+from .app.network import NetworkGuard
+from .app.oom import OomWatch
+from .app.ports import ContainerEngine, Firewall
 from .app.sandboxes import SandboxRunner
 from .domain.isolation import AGENT_FILE
+from .domain.network_policy import normalize_denied
 from .entrypoints.commands import CommandDesk
 from .entrypoints.toolbox import create_toolbox_app
 from .settings import Settings
@@ -34,8 +42,22 @@ from .settings import Settings
 log = logging.getLogger("corral.runner")
 
 
+def denied_networks(settings: Settings) -> list[str]:
+    """What sandboxes never reach besides the host itself: the configured networks and a NATS server
+    on another machine (one on this host is covered by the host rule)."""
+    denied = normalize_denied(settings.sandbox_denied)
+    host = urlsplit(settings.nats_url.split(",")[0]).hostname or ""
+    try:
+        address = ipaddress.IPv4Address(socket.gethostbyname(host)) if host else None
+    except (OSError, ValueError):
+        address = None
+    if address is not None and not address.is_loopback and f"{address}/32" not in denied:
+        denied.append(f"{address}/32")
+    return denied
+
+
 class Runner:
-    def __init__(self, settings: Settings, bus: Bus, engine: ContainerEngine):
+    def __init__(self, settings: Settings, bus: Bus, engine: ContainerEngine, firewall: Firewall | None):
         self.settings = settings
         self.bus = bus
         self.engine = engine
@@ -43,8 +65,12 @@ class Runner:
         self.started_at = datetime.now(timezone.utc).isoformat()
         self.agent_dir = settings.runner_dir / "agent"
         self.agent = AgentLink(settings.runner_dir / "runs")
+        self.network = NetworkGuard(runner_id=settings.runner_id, engine=engine,  # type: ignore[arg-type]
+                                    firewall=firewall, denied=denied_networks(settings))
+        self.oom = OomWatch(runner_id=settings.runner_id, report=self.report, read=read_oom_kills)
+        self.disk_limits = False
         self.sandboxes = SandboxRunner(runner_id=settings.runner_id, engine=engine, agent=self.agent,
-                                       report=self.report, agent_dir=self.agent_dir,
+                                       report=self.report, agent_dir=self.agent_dir, network=self.network,
                                        agent_ready_timeout=settings.agent_ready_timeout,
                                        extra_labels=settings.container_labels)
         self.commands: Consumer | None = None
@@ -63,7 +89,8 @@ class Runner:
         """Registration and liveness: nothing here waits on Docker, so a slow engine never lets the
         runner's key expire (the sandbox count is the one the observer loop last saw)."""
         beat = RunnerHeartbeat(runner_id=self.settings.runner_id, toolbox_url=self.settings.toolbox_url,
-                               started_at=self.started_at, cpus=os.cpu_count() or 1, sandboxes=self.sandbox_count)
+                               started_at=self.started_at, cpus=os.cpu_count() or 1, sandboxes=self.sandbox_count,
+                               disk_limits=self.disk_limits, network_policy=self.network.enforced)
         await self.bus.kv_put(RUNNERS_BUCKET, self.settings.runner_id, codecs.encode(beat))
 
     async def report_busy(self) -> int:
@@ -72,6 +99,11 @@ class Runner:
         now = datetime.now(timezone.utc).isoformat().encode()
         containers = await self.engine.list_managed(self.settings.runner_id)
         self.sandbox_count = len(containers)
+        self.oom.containers = containers
+        if self.reconciled.is_set():  # reconciliation places its own rules first
+            running = {c.sandbox_id for c in containers if c.running}
+            await self.network.check(running)
+            await self.network.sweep(running)
         for observed in containers:
             if not observed.running:
                 continue
@@ -125,10 +157,19 @@ class Runner:
         await self.bus.connect()
         await self.bus.ensure_streams()
         await self.engine.ensure_network()
+        await self.network.install()
+        if not self.network.enforced:
+            log.warning("sandbox network policy is NOT enforced (CORRAL_NETWORK_POLICY=off): sandboxes can reach "
+                        "this host, its control plane and metadata addresses")
+        self.disk_limits = await self.engine.disk_limits()
+        log.info("sandbox disk sizes are %s", "enforced (overlay2 on XFS, project quotas)" if self.disk_limits
+                 else "NOT enforced: this engine cannot bound a container's writable layer")
         await self.heartbeat()
         interval = self.settings.heartbeat_interval
         self._tasks = [asyncio.create_task(self._every(interval, self.heartbeat, "heartbeat"), name="heartbeats"),
                        asyncio.create_task(self._every(interval, self.report_busy, "activity report"), name="busy"),
+                       asyncio.create_task(self._every(self.settings.oom_interval, self.oom.sweep, "oom watch"),
+                                           name="oom"),
                        asyncio.create_task(self._reconcile_then_consume(), name="reconcile")]
         log.info("runner %s up (toolbox %s)", self.settings.runner_id, self.settings.toolbox_url)
 
@@ -146,7 +187,15 @@ class Runner:
         await self.stop()
 
 
-def build(settings: Settings, *, bus: Bus | None = None, engine: ContainerEngine | None = None) -> Runner:
+def build(settings: Settings, *, bus: Bus | None = None, engine: ContainerEngine | None = None,
+          firewall: Firewall | None = None) -> Runner:
     Path(settings.runner_dir).mkdir(parents=True, exist_ok=True)
+    if firewall is None and settings.network_policy:
+        iptables = IptablesFirewall()
+        refusal = iptables.available()
+        if refusal:
+            raise SystemExit(f"cannot protect sandboxes' network: {refusal}. Run the runner as root on the Docker "
+                             "host, or set CORRAL_NETWORK_POLICY=off where something else isolates sandboxes.")
+        firewall = iptables
     return Runner(settings, bus or JetStreamBus(settings.nats_url, name=f"corral-runner-{settings.runner_id}"),
-                  engine or DockerEngine(settings.docker_url))
+                  engine or DockerEngine(settings.docker_url), firewall)

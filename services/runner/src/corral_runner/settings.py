@@ -23,6 +23,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     agent_ready_timeout: float = 30.0
     container_labels: dict[str, str] = {}
     """Extra labels on every container (tests use one to find and remove what they made)."""
+    network_policy: bool = True
+    """Enforce the sandboxes' network policy with host firewall rules (CORRAL_NETWORK_POLICY=off only where
+    something else isolates them: the runner then says loudly that it does not)."""
+    sandbox_denied: list[str] = []
+    """More IPv4 networks sandboxes never reach (CORRAL_SANDBOX_DENY, comma-separated): the control plane's
+    addresses when it runs on other machines (NATS, databases). A non-loopback NATS address is added itself."""
+    oom_interval: float = 2.0
+    """Seconds between reads of the sandboxes' out-of-memory kill counters (CORRAL_OOM_INTERVAL)."""
     log_level: str = "INFO"
 
     @property
@@ -50,6 +58,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             toolbox_url=env.get("CORRAL_RUNNER_URL", f"http://{host}:{port}"),
             container_labels=labels,
             heartbeat_interval=float(env.get("CORRAL_HEARTBEAT_INTERVAL", "5")),
+            network_policy=env.get("CORRAL_NETWORK_POLICY", "on").lower() not in ("off", "0", "false", "no"),
+            sandbox_denied=[c.strip() for c in env.get("CORRAL_SANDBOX_DENY", "").split(",") if c.strip()],
+            oom_interval=float(env.get("CORRAL_OOM_INTERVAL", "2")),
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
         )
 

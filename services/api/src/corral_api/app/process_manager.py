@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from corral_contracts import guard as gd
 from corral_contracts import runner as cmd
 from corral_contracts import sandbox as ev
 from corral_contracts.runner import archive_image
@@ -21,7 +22,19 @@ from ..domain.sandbox import Sandbox
 def create_command(sandbox: Sandbox) -> cmd.CreateSandbox:
     return cmd.CreateSandbox(sandbox_id=sandbox.id, image=sandbox.image, user=sandbox.user, env=sandbox.env,
                              cpu=sandbox.cpu, memory=sandbox.memory, disk=sandbox.disk,
-                             network_block_all=sandbox.network_block_all)
+                             network_block_all=sandbox.network_block_all,
+                             network_allow_list=sandbox.network_allow_list)
+
+
+def start_command(sandbox: Sandbox) -> cmd.StartSandbox:
+    return cmd.StartSandbox(sandbox_id=sandbox.id, network_block_all=sandbox.network_block_all,
+                            network_allow_list=sandbox.network_allow_list)
+
+
+def network_command(sandbox: Sandbox) -> gd.UpdateSandboxNetwork:
+    return gd.UpdateSandboxNetwork(sandbox_id=sandbox.id, revision=sandbox.network_revision,
+                                   network_block_all=sandbox.network_block_all,
+                                   network_allow_list=sandbox.network_allow_list)
 
 
 def command_for(event: Any, sandbox: Sandbox) -> cmd.RunnerCommand | None:
@@ -30,7 +43,7 @@ def command_for(event: Any, sandbox: Sandbox) -> cmd.RunnerCommand | None:
         case ev.SandboxCreated():
             return create_command(sandbox)
         case ev.SandboxStartRequested():
-            return cmd.StartSandbox(sandbox_id=sandbox.id)
+            return start_command(sandbox)
         case ev.SandboxStopRequested(force=force):
             return cmd.StopSandbox(sandbox_id=sandbox.id, force=force)
         case ev.SandboxDestroyRequested():
@@ -42,7 +55,9 @@ def command_for(event: Any, sandbox: Sandbox) -> cmd.RunnerCommand | None:
         case ev.SandboxResizeRequested(cpu=cpu, memory=memory):
             return cmd.ResizeSandbox(sandbox_id=sandbox.id, cpu=cpu, memory=memory)
         case ev.SandboxRecoverRequested():
-            return cmd.StartSandbox(sandbox_id=sandbox.id)
+            return start_command(sandbox)
+        case gd.SandboxNetworkSettingsChanged():
+            return network_command(sandbox)
     return None
 
 
@@ -55,9 +70,9 @@ def command_for_state(sandbox: Sandbox) -> cmd.RunnerCommand | None:
         case "restoring" if sandbox.archive_image:
             return msgspec.structs.replace(create_command(sandbox), image=sandbox.archive_image)
         case "starting":
-            return cmd.StartSandbox(sandbox_id=sandbox.id)
+            return start_command(sandbox)
         case "stopped" if sandbox.desired_state == "started":
-            return cmd.StartSandbox(sandbox_id=sandbox.id)
+            return start_command(sandbox)
         case "stopping":
             return cmd.StopSandbox(sandbox_id=sandbox.id)
         case "destroying":

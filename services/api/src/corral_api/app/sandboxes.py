@@ -16,6 +16,7 @@ from corral_contracts import sandbox as ev
 from corral_contracts.runner import RunnerHeartbeat
 from corral_eventstore import ConcurrencyConflict, EventLog, Recorded
 
+from ..domain import guard
 from ..domain import sandbox as domain
 from ..domain.errors import Conflict, InvalidRequest, NotFound
 from ..domain.names import NameSlot, name_key
@@ -43,6 +44,7 @@ class CreateRequest(msgspec.Struct, frozen=True, kw_only=True):
     auto_archive_interval: int | None = None
     auto_delete_interval: int | None = None
     network_block_all: bool = False
+    network_allow_list: list[str] = []
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
@@ -156,7 +158,8 @@ class SandboxService:
             auto_archive_interval=10080 if request.auto_archive_interval is None else (
                 min(request.auto_archive_interval, domain.ARCHIVE_MAX_MINUTES) or domain.ARCHIVE_MAX_MINUTES),
             auto_delete_interval=-1 if request.auto_delete_interval is None else request.auto_delete_interval,
-            network_block_all=request.network_block_all, preview_token=secrets.token_hex(16),
+            network_block_all=request.network_block_all, network_allow_list=request.network_allow_list,
+            preview_token=secrets.token_hex(16),
         )
         slot_key = name_key(organization_id, name)
         slot = await asyncio.to_thread(self._log.load, slot_key, lambda s, e: (s or NameSlot()).apply(e.payload, e.originator_version))
@@ -253,6 +256,17 @@ class SandboxService:
         sandbox = await self._decide(organization_id, id_or_name,
                                      lambda s: domain.rotate_signing_key(s, candidate), meta)
         return sandbox.signing_key
+
+    async def network_settings(self, organization_id: str, id_or_name: str, block_all: bool | None,
+                               allow_list: list[str] | None, meta: dict[str, str]) -> domain.Sandbox:
+        """Change the network policy live; answers once the runner enforces it (or after a bounded wait,
+        with the policy still pending)."""
+        sandbox = await self._decide(organization_id, id_or_name,
+                                     lambda s: guard.request_network_settings(s, block_all, allow_list), meta)
+        if guard.network_pending(sandbox):
+            await self._directory.wait_for(
+                lambda: not guard.network_pending(self._directory.sandboxes[sandbox.id]), self._create_wait)
+        return await self.get(organization_id, sandbox.id)
 
     async def observe(self, fact: Any, meta: dict[str, str]) -> None:
         """Record what a runner saw. Idempotent: a repeated or stale fact records nothing."""

@@ -12,9 +12,11 @@ from typing import Any
 
 import msgspec
 
+from corral_contracts import guard as gd
 from corral_contracts import runner as facts
 from corral_contracts import sandbox as ev
 
+from . import guard
 from .errors import InvalidRequest, InvalidState
 
 TRANSITIONAL = frozenset({"creating", "starting", "stopping", "destroying", "archiving", "restoring", "resizing"})
@@ -48,6 +50,7 @@ class Sandbox(msgspec.Struct, frozen=True, kw_only=True):
     auto_delete_interval: int
     network_block_all: bool
     preview_token: str
+    network_allow_list: list[str] = []
     state: str
     desired_state: str
     created_at: datetime
@@ -63,6 +66,16 @@ class Sandbox(msgspec.Struct, frozen=True, kw_only=True):
     """The state a resize returns to."""
     signing_key: str = ""
     """The key of signed file URLs ("" until first asked for)."""
+    network_revision: int = 0
+    """How many times the network policy changed after creation."""
+    network_applied_revision: int = 0
+    """The latest of those changes the runner confirmed enforcing."""
+    oom_kills: int = 0
+    """Processes the kernel killed in this sandbox for exceeding its memory limit, over its whole life."""
+    last_oom_at: datetime | None = None
+    oom_run: str = ""
+    oom_run_kills: int = 0
+    """The container run of the last recorded OOM kill and that run's count (for idempotent recording)."""
 
 
 def created(event: ev.SandboxCreated, version: int, at: datetime) -> Sandbox:
@@ -118,6 +131,16 @@ def evolve(sandbox: Sandbox | None, event: Any, version: int, at: datetime) -> S
             change |= {"state": "starting", "desired_state": "started", "error_reason": None, "recoverable": False}
         case ev.SandboxSigningKeyRotated(signing_key=key):
             change |= {"signing_key": key}
+        case gd.SandboxNetworkSettingsChanged():
+            change |= {"network_block_all": event.network_block_all, "network_allow_list": event.network_allow_list,
+                       "network_revision": event.revision}
+        case gd.SandboxNetworkApplied(revision=revision):
+            change |= {"network_applied_revision": max(revision, sandbox.network_applied_revision)}
+            del change["updated_at"]  # what the runner did, not activity
+        case gd.SandboxOomKilled():
+            change |= {"oom_kills": sandbox.oom_kills + event.kills, "last_oom_at": at, "oom_run": event.run,
+                       "oom_run_kills": event.count}
+            del change["updated_at"]
         case _:
             return sandbox
     return msgspec.structs.replace(sandbox, **change)
@@ -238,6 +261,10 @@ def observe(sandbox: Sandbox, fact: Any) -> list[Any]:
     if sandbox.state == "destroyed" or fact.runner_id != sandbox.runner_id:
         return []
     match fact:
+        case gd.SandboxContainerNetworkApplied():
+            return guard.observe_network_applied(sandbox, fact)
+        case gd.SandboxContainerOomKilled():
+            return guard.observe_oom(sandbox, fact)
         case facts.SandboxContainerStarted(container_id=container_id):
             # Toward what was asked, even from `stopped`: a stale stop that ran after a newer start.
             if sandbox.state in ("creating", "starting", "restoring") or (

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from ..app.sandboxes import CreateRequest
+from ..domain.guard import parse_allow_list, show_allow_list
 from ..domain.sandbox import Sandbox
 
 
@@ -29,6 +30,8 @@ class CreateSandboxBody(msgspec.Struct, rename="camel", kw_only=True):
     auto_archive_interval: int | None = None
     auto_delete_interval: int | None = None
     network_block_all: bool | None = None
+    network_allow_list: str | None = None
+    """Comma-separated IPv4 CIDRs (at most 10): egress only to these."""
 
     def to_request(self) -> CreateRequest:
         return CreateRequest(
@@ -37,7 +40,16 @@ class CreateSandboxBody(msgspec.Struct, rename="camel", kw_only=True):
             disk=self.disk, auto_stop_interval=self.auto_stop_interval,
             auto_archive_interval=self.auto_archive_interval, auto_delete_interval=self.auto_delete_interval,
             network_block_all=bool(self.network_block_all),
+            network_allow_list=parse_allow_list(self.network_allow_list or ""),
         )
+
+
+class NetworkSettingsBody(msgspec.Struct, rename="camel", kw_only=True):
+    """`POST /api/sandbox/{id}/network-settings`: at least one of the two."""
+
+    network_block_all: bool | None = None
+    network_allow_list: str | None = None
+    """Comma-separated IPv4 CIDRs (at most 10); an empty string removes the allow list."""
 
 
 class ResizeBody(msgspec.Struct, kw_only=True):
@@ -81,6 +93,10 @@ class SandboxDto(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=Fal
     volumes: list[dict[str, str]]
     backup_state: str
     backup_created_at: str | None
+    network_allow_list: str | None
+    oom_kills: int
+    """Processes killed in the sandbox for exceeding its memory limit (the sandbox itself survives)."""
+    last_oom_at: str | None
 
 
 class ListSandboxesDto(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=False):
@@ -125,4 +141,6 @@ def sandbox_dto(sandbox: Sandbox, toolbox_proxy_url: str, last_activity: Any = N
         last_activity_at=iso(last_activity or sandbox.updated_at), runner_id=sandbox.runner_id,
         volumes=[], backup_state="Completed" if sandbox.backup_image else "None",
         backup_created_at=iso(sandbox.backup_at) if sandbox.backup_at else None,
+        network_allow_list=show_allow_list(sandbox.network_allow_list), oom_kills=sandbox.oom_kills,
+        last_oom_at=iso(sandbox.last_oom_at) if sandbox.last_oom_at else None,
     )

@@ -16,6 +16,7 @@ from ..app import listing
 from ..app.directory import SandboxDirectory
 from ..app.sandboxes import SandboxService
 from ..domain.errors import DomainError, InvalidRequest
+from ..domain.guard import parse_allow_list
 from ..domain.identity import hash_key
 from . import dto
 from .openapi import openapi_document
@@ -53,8 +54,19 @@ def sandbox_reply(request: web.Request, sandbox: Any) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "runners": len(await request.app[SERVICE].runners()),
+    runners = await request.app[SERVICE].runners()
+    return web.json_response({"status": "ok", "runners": len(runners),
+                              "diskLimits": _enforced([r.disk_limits for r in runners]),
+                              "networkPolicy": _enforced([r.network_policy for r in runners]),
                               **request.app[STATUS]()})
+
+
+def _enforced(flags: list[bool]) -> str:
+    """`enforced` when every live runner enforces it, `not enforced` when none does, else `partial`."""
+    if flags and all(flags):
+        return "enforced"
+    return "partial" if any(flags) else "not enforced"
+
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -132,6 +144,16 @@ async def resize_sandbox(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     return sandbox_reply(request, await service.resize(organization(request), request.match_info["id"], body.cpu,
                                                         body.memory, event_meta(request)))
+
+
+async def network_settings(request: web.Request) -> web.Response:
+    body = await decode_json(request, dto.NetworkSettingsBody)
+    if body.network_block_all is None and body.network_allow_list is None:
+        raise InvalidRequest("give networkBlockAll, networkAllowList or both")
+    allow_list = None if body.network_allow_list is None else parse_allow_list(body.network_allow_list)
+    service = request.app[SERVICE]
+    return sandbox_reply(request, await service.network_settings(
+        organization(request), request.match_info["id"], body.network_block_all, allow_list, event_meta(request)))
 
 
 def _minutes(request: web.Request) -> int:
@@ -222,6 +244,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", ID + "/autodelete/{minutes}", set_autodelete,
           "Auto-delete after this many minutes stopped (0 = on stop, negative = never)", response=dto.SandboxDto),
     Route("POST", ID + "/last-activity", last_activity, "Keep-alive: refresh the sandbox's last activity", status=201),
+    Route("POST", ID + "/network-settings", network_settings,
+          "Change networkBlockAll and/or networkAllowList live; answers once the runner enforces it",
+          body=dto.NetworkSettingsBody, response=dto.SandboxDto),
     Route("PUT", ID + "/labels", replace_labels, "Replace all labels", body=dto.LabelsBody, response=dto.LabelsDto),
     Route("GET", ID + "/toolbox-proxy-url", toolbox_proxy_url, "Toolbox base URL", response=dto.ToolboxUrlDto),
     Route("GET", ID + "/events", sandbox_events, "The sandbox's full event timeline", response=dto.EventsDto),

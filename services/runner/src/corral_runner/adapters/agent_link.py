@@ -1,8 +1,16 @@
-"""Reaching the agent of a sandbox through the unix socket in its run directory."""
+"""Reaching the agent of a sandbox through the unix socket in its run directory.
+
+The run directory is the sandbox's to write (its agent creates the socket there, as any user), so
+whatever is named `agent.sock` there is untrusted: a sandbox could put a symbolic link to another
+sandbox's socket (or any socket of the host) in its place. The socket is therefore opened without
+following links (`O_PATH | O_NOFOLLOW`, relative to the directory), checked to be a socket, and
+reached through that very inode (`/proc/self/fd/<fd>`): no name is resolved twice.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
@@ -11,9 +19,6 @@ from typing import Any
 from corral_agent import client
 
 from ..domain.isolation import AGENT_SOCKET
-
-_MAX_SUN_PATH = 100
-
 
 class AgentLink:
     def __init__(self, runs_dir: Path):
@@ -24,15 +29,22 @@ class AgentLink:
 
     @asynccontextmanager
     async def _socket(self, sandbox_id: str) -> AsyncIterator[str]:
-        """A connectable path: unix socket paths are limited to ~108 bytes, so a long run directory is
-        reached through `/proc/self/fd/<dir fd>/agent.sock`."""
-        path = self.run_dir(sandbox_id) / AGENT_SOCKET
-        if len(str(path)) <= _MAX_SUN_PATH:
-            yield str(path)
-            return
-        fd = os.open(self.run_dir(sandbox_id), os.O_PATH | os.O_DIRECTORY)
+        """A connectable path to the socket inode itself (short, whatever the run directory's length);
+        anything else in its place (a link, a file, nothing) is an unavailable agent."""
         try:
-            yield f"/proc/self/fd/{fd}/{AGENT_SOCKET}"
+            directory = os.open(self.run_dir(sandbox_id), os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError as error:
+            raise client.AgentUnavailable(f"no run directory for {sandbox_id}: {error}") from error
+        try:
+            fd = os.open(AGENT_SOCKET, os.O_PATH | os.O_NOFOLLOW, dir_fd=directory)
+        except OSError as error:
+            raise client.AgentUnavailable(f"no agent socket for {sandbox_id}: {error}") from error
+        finally:
+            os.close(directory)
+        try:
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                raise client.AgentUnavailable(f"the agent socket of {sandbox_id} is not a socket (a link?)")
+            yield f"/proc/self/fd/{fd}"
         finally:
             os.close(fd)
 

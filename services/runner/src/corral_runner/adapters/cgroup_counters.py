@@ -82,3 +82,27 @@ def _v2(root: str, path: str, container_id: str) -> Counters:
                     mem_usage=_number(f"{group}/memory.current"),
                     mem_inactive_file=stat.get("inactive_file", 0),
                     mem_cache=stat.get("file", 0))
+
+
+def read_oom_kills(pid: int, container_id: str, *, proc: str = "/proc", root: str = "/sys/fs/cgroup") -> int | None:
+    """How many processes the kernel killed in the container's memory cgroup for exceeding its limit
+    (`oom_kill` of `memory.oom_control` on v1, of `memory.events` on v2); None when unreadable."""
+    if pid <= 0 or not container_id:
+        return None
+    try:
+        with open(f"{proc}/{pid}/cgroup") as file:
+            paths = _controller_paths(file.read())
+        if "memory" in paths:
+            counters = _pairs(_inside(f"{root}/memory", paths["memory"], container_id) + "/memory.oom_control")
+        elif "" in paths and os.path.exists(f"{root}/cgroup.controllers"):
+            counters = _pairs(_inside(root, paths[""], container_id) + "/memory.events")
+        else:
+            return None
+    except (OSError, ValueError, KeyError):
+        return None
+    return counters.get("oom_kill")
+
+
+def _pairs(path: str) -> dict[str, int]:
+    with open(path) as file:
+        return {key: int(value) for key, value in (line.split() for line in file if line.strip())}

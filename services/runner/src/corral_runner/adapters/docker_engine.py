@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import docker
@@ -13,6 +14,10 @@ from ..app.ports import EngineError, EngineUnavailable
 from ..domain.isolation import LABEL_RUNNER, LABEL_SANDBOX, NETWORK_NAME, NETWORK_OPTIONS, ContainerSpec
 from ..domain.reconcile import Observed
 
+log = logging.getLogger(__name__)
+
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+
 
 def _translate(error: Exception) -> Exception:
     if isinstance(error, docker.errors.ImageNotFound):
@@ -22,9 +27,15 @@ def _translate(error: Exception) -> Exception:
     return EngineUnavailable(str(error))
 
 
+NO_QUOTA = "--storage-opt is supported only"
+"""How the engine refuses a size for the writable layer it cannot enforce."""
+
+
 class DockerEngine:
     def __init__(self, base_url: str | None = None):
         self._client = docker.DockerClient(base_url=base_url) if base_url else docker.from_env()
+        self._quota: bool | None = None
+        """Whether `storage_opt size` works here: None until the engine's storage was examined."""
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -53,21 +64,97 @@ class DockerEngine:
                 pass
             mounts = [Mount(target=target, source=source, type="bind", read_only=ro)
                       for source, target, ro in spec.mounts]
+            options: dict[str, Any] = dict(
+                command=spec.command, name=spec.name, user=spec.user, hostname=spec.hostname,
+                working_dir=spec.working_dir, environment=spec.environment, labels=spec.labels, mounts=mounts,
+                mem_limit=spec.mem_bytes, memswap_limit=spec.mem_bytes, nano_cpus=spec.nano_cpus,
+                pids_limit=spec.pids_limit, cap_drop=spec.cap_drop, cap_add=spec.cap_add,
+                security_opt=spec.security_opt, init=True, detach=True, network=spec.network,
+            )
+            if self._disk_limits():
+                options["storage_opt"] = {"size": str(spec.disk_bytes)}
             try:
-                container = self._client.containers.create(
-                    spec.image, command=spec.command, name=spec.name, user=spec.user, hostname=spec.hostname,
-                    working_dir=spec.working_dir, environment=spec.environment, labels=spec.labels, mounts=mounts,
-                    mem_limit=spec.mem_bytes, memswap_limit=spec.mem_bytes, nano_cpus=spec.nano_cpus,
-                    pids_limit=spec.pids_limit, cap_drop=spec.cap_drop, cap_add=spec.cap_add,
-                    security_opt=spec.security_opt, init=True, detach=True,
-                    network=spec.network, network_disabled=spec.network is None,
-                )
+                container = self._client.containers.create(spec.image, **options)
             except docker.errors.APIError as error:
                 if error.status_code == 409:  # created concurrently by a redelivered command
                     return str(self._client.containers.get(spec.name).id)
+                if NO_QUOTA in str(error.explanation):
+                    self._quota = False
+                    log.warning("disk sizes are NOT enforced: the engine refused a writable-layer size (%s)",
+                                error.explanation)
+                    return create()
                 raise
+            if not spec.attached:  # networkBlockAll: it first starts with loopback only
+                self._client.networks.get(spec.network).disconnect(container)
             return str(container.id)
         return str(await self._run(create))
+
+    def _disk_limits(self) -> bool:
+        if self._quota is None:
+            info = self._client.info()
+            backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem", "")
+            self._quota = info.get("Driver") == "overlay2" and backing == "xfs"
+            if not self._quota:
+                log.warning("disk sizes are NOT enforced: the engine stores containers with %s on %s "
+                            "(a writable-layer size needs overlay2 on XFS with project quotas)",
+                            info.get("Driver"), backing or "an unknown filesystem")
+        return self._quota
+
+    async def disk_limits(self) -> bool:
+        return bool(await self._run(self._disk_limits))
+
+    # --- the sandboxes' network -------------------------------------------------------------------
+
+    async def bridge(self) -> str:
+        def bridge() -> str:
+            network = self._client.networks.get(NETWORK_NAME)
+            return str(network.attrs.get("Options", {}).get(BRIDGE_NAME_OPTION) or f"br-{network.id[:12]}")
+        return str(await self._run(bridge))
+
+    def _networks(self, name: str) -> dict[str, Any]:
+        container = self._client.containers.get(name)
+        return dict(container.attrs["NetworkSettings"].get("Networks") or {})
+
+    async def attached(self, name: str) -> bool:
+        def attached() -> bool:
+            try:
+                return NETWORK_NAME in self._networks(name)
+            except docker.errors.NotFound:
+                return False
+        return bool(await self._run(attached))
+
+    async def address(self, name: str) -> str | None:
+        def address() -> str | None:
+            try:
+                endpoint = self._networks(name).get(NETWORK_NAME) or {}
+            except docker.errors.NotFound:
+                return None
+            return endpoint.get("IPAddress") or None
+        return await self._run(address)  # type: ignore[no-any-return]
+
+    async def attach(self, name: str) -> None:
+        def attach() -> None:
+            try:
+                self._client.networks.get(NETWORK_NAME).connect(name)
+            except docker.errors.APIError as error:
+                if "already exists" not in str(error.explanation):
+                    raise
+        await self._run(attach)
+
+    async def detach(self, name: str) -> None:
+        def detach() -> None:
+            try:
+                self._client.networks.get(NETWORK_NAME).disconnect(name, force=True)
+            except docker.errors.APIError as error:
+                if "is not connected" not in str(error.explanation):
+                    raise
+        await self._run(detach)
+
+    async def pause(self, name: str) -> None:
+        await self._run(lambda: self._client.containers.get(name).pause())
+
+    async def unpause(self, name: str) -> None:
+        await self._run(lambda: self._client.containers.get(name).unpause())
 
     async def start(self, name: str) -> None:
         await self._run(lambda: self._client.containers.get(name).start())
@@ -120,7 +207,8 @@ class DockerEngine:
             found = self._client.containers.list(all=True, filters={"label": f"{LABEL_RUNNER}={runner_id}"})
             return [
                 Observed(sandbox_id=c.labels[LABEL_SANDBOX], running=c.status == "running",
-                         exit_code=c.attrs["State"].get("ExitCode"), container=c.name)
+                         exit_code=c.attrs["State"].get("ExitCode"), container=c.name, container_id=c.id,
+                         pid=int(c.attrs["State"].get("Pid") or 0), started_at=c.attrs["State"].get("StartedAt", ""))
                 for c in found if LABEL_SANDBOX in c.labels
             ]
         return await self._run(listing)  # type: ignore[no-any-return]

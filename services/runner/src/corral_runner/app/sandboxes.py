@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from corral_agent.client import AgentUnavailable
+from corral_contracts import guard as gd
 from corral_contracts import runner as rc
 from corral_contracts.runner import archive_image, backup_image
 
+from ..adapters import run_dirs
 from ..adapters.agent_link import AgentLink
 from ..domain.isolation import container_name, container_spec
+from ..domain.network_policy import NetworkPolicy, policy
 from ..domain.reconcile import Step, plan
-from .ports import ContainerEngine, EngineError, FactSink
+from .network import NetworkGuard
+from .ports import ContainerEngine, EngineError, FactSink, FirewallError
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +30,11 @@ class AgentNotReady(Exception):
 
 class SandboxRunner:
     def __init__(self, *, runner_id: str, engine: ContainerEngine, agent: AgentLink, report: FactSink,
-                 agent_dir: Path, agent_ready_timeout: float = 30.0, extra_labels: dict[str, str] | None = None):
+                 agent_dir: Path, network: NetworkGuard, agent_ready_timeout: float = 30.0,
+                 extra_labels: dict[str, str] | None = None, run_dir_bytes: int = 64 * 1024**2):
         self.runner_id = runner_id
+        self._run_dir_bytes = run_dir_bytes
+        self.network = network
         self._engine = engine
         self._agent = agent
         self._report = report
@@ -63,10 +69,25 @@ class SandboxRunner:
                 raise AgentNotReady(f"agent did not answer within {self._ready_timeout:.0f}s")
             await asyncio.sleep(0.01)
 
-    async def _boot(self, cause: str, sandbox_id: str, operation: str) -> None:
+    async def _boot(self, cause: str, sandbox_id: str, operation: str, network: NetworkPolicy) -> None:
+        """Start the container (if it is not running) under its network policy, then wait for its agent.
+        The policy is in force before the start is reported, so before any caller's code can run."""
+        name = container_name(sandbox_id)
         try:
-            await self._engine.start(container_name(sandbox_id))
+            state = await self._engine.state(name) or {}
+            if state.get("Running"):
+                await self.network.change(sandbox_id, network, running=True)
+            else:  # after a host reboot the run directory's tmpfs is gone: bound it again before the start
+                await asyncio.to_thread(run_dirs.ensure_bounded, self._agent.run_dir(sandbox_id), self._run_dir_bytes)
+                await self.network.prepare(sandbox_id, network)
+                await self._engine.start(name)
+                await self.network.enforce(sandbox_id, network)
             await self._wait_agent(sandbox_id)
+        except FirewallError as error:
+            await self._engine.stop(name, force=True)  # never left running without its rules
+            await self.network.forget_rules(sandbox_id)
+            await self._failed(cause, sandbox_id, operation, f"network policy not applied: {error}", recoverable=True)
+            return
         except (EngineError, AgentNotReady) as error:
             await self._failed(cause, sandbox_id, operation, str(error))
             return
@@ -76,8 +97,7 @@ class SandboxRunner:
 
     async def create(self, command: rc.CreateSandbox, cause: str) -> None:
         run_dir = self._agent.run_dir(command.sandbox_id)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        run_dir.chmod(0o777)  # the sandbox user (any uid) owns its agent socket here; nothing else lives here
+        await asyncio.to_thread(run_dirs.ensure_bounded, run_dir, self._run_dir_bytes)
         spec = container_spec(command, runner_id=self.runner_id, agent_dir=str(self._agent_dir),
                               run_dir=str(run_dir), extra_labels=self._labels)
         try:
@@ -86,24 +106,28 @@ class SandboxRunner:
         except EngineError as error:
             await self._failed(cause, command.sandbox_id, "create", str(error))
             return
-        await self._boot(cause, command.sandbox_id, "create")
+        await self._boot(cause, command.sandbox_id, "create",
+                         policy(command.network_block_all, command.network_allow_list))
 
     async def start(self, command: rc.StartSandbox, cause: str) -> None:
         if await self._engine.state(container_name(command.sandbox_id)) is None:
             await self._failed(cause, command.sandbox_id, "start", "the sandbox's container no longer exists")
             return
-        await self._boot(cause, command.sandbox_id, "start")
+        await self._boot(cause, command.sandbox_id, "start",
+                         policy(command.network_block_all, command.network_allow_list))
 
     async def stop(self, command: rc.StopSandbox, cause: str) -> None:
         code = await self._engine.stop(container_name(command.sandbox_id), force=command.force)
+        await self.network.forget_rules(command.sandbox_id)
         await self._fact(cause, rc.SandboxContainerStopped(runner_id=self.runner_id, sandbox_id=command.sandbox_id,
                                                            exit_code=code))
 
     async def destroy(self, command: rc.DestroySandbox, cause: str, container: str = "") -> None:
         await self._engine.remove(container or container_name(command.sandbox_id))
+        await self.network.forget(command.sandbox_id)
         await self._engine.remove_image(archive_image(command.sandbox_id))
         await self._engine.remove_image(backup_image(command.sandbox_id))
-        await asyncio.to_thread(shutil.rmtree, self._agent.run_dir(command.sandbox_id), True)
+        await asyncio.to_thread(run_dirs.release, self._agent.run_dir(command.sandbox_id))
         await self._fact(cause, rc.SandboxContainerRemoved(runner_id=self.runner_id, sandbox_id=command.sandbox_id))
 
     async def archive(self, command: rc.ArchiveSandbox, cause: str) -> None:
@@ -121,6 +145,8 @@ class SandboxRunner:
             await self._failed(cause, command.sandbox_id, "archive", str(error), recoverable=True)
             return
         await self._engine.remove(name)
+        await self.network.forget(command.sandbox_id)
+        await asyncio.to_thread(run_dirs.release, self._agent.run_dir(command.sandbox_id))
         await self._fact(cause, rc.SandboxContainerArchived(runner_id=self.runner_id, sandbox_id=command.sandbox_id,
                                                             image=command.image))
 
@@ -148,6 +174,22 @@ class SandboxRunner:
         await self._fact(cause, rc.SandboxContainerResized(runner_id=self.runner_id, sandbox_id=command.sandbox_id,
                                                            cpu=command.cpu, memory=command.memory))
 
+    async def update_network(self, command: gd.UpdateSandboxNetwork, cause: str) -> None:
+        """A new policy, live: a running sandbox keeps running; a stopped one gets it at its next start."""
+        sid = command.sandbox_id
+        wanted = policy(command.network_block_all, command.network_allow_list)
+        state = await self._engine.state(container_name(sid))
+        try:
+            if state is not None:
+                await self.network.change(sid, wanted, running=bool(state.get("Running")))
+        except FirewallError as error:
+            await self._engine.stop(container_name(sid), force=True)
+            await self.network.forget_rules(sid)
+            await self._failed(cause, sid, "network", f"network policy not applied: {error}", recoverable=True)
+            return
+        await self._fact(cause, gd.SandboxContainerNetworkApplied(runner_id=self.runner_id, sandbox_id=sid,
+                                                                  revision=command.revision))
+
     async def handle(self, command: rc.RunnerCommand, cause: str) -> None:
         match command:
             case rc.CreateSandbox():
@@ -164,6 +206,8 @@ class SandboxRunner:
                 await self.resize(command, cause)
             case rc.BackupSandbox():
                 await self.backup(command, cause)
+            case gd.UpdateSandboxNetwork():
+                await self.update_network(command, cause)
 
     async def reconcile(self, assignments: rc.RunnerAssignments, boot_id: str) -> list[Step]:
         """Make the containers on this host agree with the log (run once at start-up)."""
@@ -179,9 +223,13 @@ class SandboxRunner:
                     assert step.assignment is not None
                     await self.create(step.assignment.command, cause)
                 case "start" | "report_started":
-                    await self._boot(cause, sid, "start")
+                    assert step.assignment is not None
+                    created = step.assignment.command
+                    await self._boot(cause, sid, "start", policy(created.network_block_all, created.network_allow_list))
                 case "stop" | "report_stopped":
                     await self.stop(rc.StopSandbox(sandbox_id=sid), cause)
                 case "report_lost":
                     await self._failed(cause, sid, "reconcile", "the sandbox's container was lost on this runner")
+        running = {c.sandbox_id for c in await self._engine.list_managed(self.runner_id) if c.running}
+        await self.network.sweep(running)
         return steps

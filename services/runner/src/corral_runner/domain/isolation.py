@@ -5,7 +5,10 @@
 - Every capability is dropped except `ALLOWED_CAPABILITIES`; `no-new-privileges`; Docker's default
   seccomp profile (never `unconfined`).
 - Memory limit with swap equal to it (no swap), CPU quota, pids limit.
-- A dedicated bridge network with inter-container traffic off.
+- A dedicated bridge network with inter-container traffic off, guarded by host firewall rules
+  (`network_policy`); `networkBlockAll` = the container is attached to no network at all.
+- The writable layer bounded to the sandbox's disk size where the engine can (overlay2 on XFS with
+  project quotas).
 """
 
 from __future__ import annotations
@@ -57,8 +60,11 @@ class ContainerSpec(msgspec.Struct, frozen=True, kw_only=True):
     cap_drop: list[str]
     cap_add: list[str]
     security_opt: list[str]
-    network: str | None
-    """None = no network at all (`networkBlockAll`)."""
+    network: str
+    attached: bool
+    """False = detached from every network before it first starts (`networkBlockAll`)."""
+    disk_bytes: int
+    """Size of the writable layer, enforced where the engine supports it."""
 
 
 def container_spec(command: CreateSandbox, *, runner_id: str, agent_dir: str, run_dir: str,
@@ -89,5 +95,7 @@ def container_spec(command: CreateSandbox, *, runner_id: str, agent_dir: str, ru
         cap_drop=["ALL"],
         cap_add=list(ALLOWED_CAPABILITIES),
         security_opt=["no-new-privileges:true"],
-        network=None if command.network_block_all else NETWORK_NAME,
+        network=NETWORK_NAME,
+        attached=not command.network_block_all,
+        disk_bytes=command.disk * 1024**3,
     )

@@ -18,6 +18,10 @@ class Observed(msgspec.Struct, frozen=True, kw_only=True):
     container: str = ""
     """Name of the container as found (an orphan's name need not follow the naming rule)."""
     exit_code: int | None = None
+    container_id: str = ""
+    pid: int = 0
+    started_at: str = ""
+    """The current (or last) run's start time, as the engine reports it."""
 
 
 class Step(msgspec.Struct, frozen=True, kw_only=True):

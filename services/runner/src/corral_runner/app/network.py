@@ -1,0 +1,120 @@
+"""Network policy of sandboxes on this host: attach or detach containers, install and remove rules.
+
+`networkBlockAll`: the container is detached from every network (loopback only: no address, no
+name resolution). Otherwise it is attached to the sandboxes' bridge, where the base rules (see
+`domain.network_policy`) always hold, and a sandbox with an allow list gets its own chain keyed on
+its current address. Addresses change when a container restarts, so rules follow every start and
+go with every stop; a running container that must be attached live is paused meanwhile, so none of
+its code runs before its rules are in place.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..domain import network_policy as np
+from ..domain.isolation import container_name
+from .ports import Attachment, Firewall
+
+log = logging.getLogger(__name__)
+
+
+class NetworkGuard:
+    def __init__(self, *, runner_id: str, engine: Attachment, firewall: Firewall | None, denied: list[str]):
+        self.runner_id = runner_id
+        self._engine = engine
+        self._firewall = firewall
+        self._denied = denied
+        self._bridge = ""
+        self.policies: dict[str, np.NetworkPolicy] = {}
+        """The policy of every sandbox this runner saw, for re-applying after a flush."""
+
+    @property
+    def enforced(self) -> bool:
+        return self._firewall is not None and bool(self._bridge)
+
+    async def install(self) -> None:
+        """The base rules, scoped to the sandboxes' bridge (idempotent)."""
+        if self._firewall is None:
+            return
+        self._bridge = await self._engine.bridge()
+        await self._firewall.install(self._bridge, self._denied)
+
+    async def check(self, running: set[str]) -> bool:
+        """Put back what was removed behind our back (a firewall reload, a flush): the hooks and base rules,
+        and the rules of every running sandbox with an allow list. True if anything had to be."""
+        if self._firewall is None:
+            return False
+        restricted = {sid for sid in running if sid in self.policies and self.policies[sid].restricted}
+        if not await self._firewall.installed():
+            log.warning("the sandbox firewall was removed from the host's chains; installing it again")
+            await self.install()
+            missing = restricted
+        else:
+            missing = restricted - set(await self._firewall.sandboxes(self.runner_id))
+        for sandbox_id in missing:
+            log.warning("rules of sandbox %s were missing; applying them again", sandbox_id)
+            await self.enforce(sandbox_id, self.policies[sandbox_id])
+        return bool(missing)
+
+    async def prepare(self, sandbox_id: str, policy: np.NetworkPolicy) -> None:
+        """Before a (re)start: attached to the bridge or not, as the policy says."""
+        self.policies[sandbox_id] = policy
+        name = container_name(sandbox_id)
+        attached = await self._engine.attached(name)
+        if policy.connected and not attached:
+            await self._engine.attach(name)
+        elif not policy.connected and attached:
+            await self._engine.detach(name)
+
+    async def enforce(self, sandbox_id: str, policy: np.NetworkPolicy) -> None:
+        """After a start (or on a running container): the sandbox's own rules for its current address."""
+        self.policies[sandbox_id] = policy
+        if self._firewall is None:
+            return
+        ip = await self._engine.address(container_name(sandbox_id)) if policy.restricted else None
+        if ip:
+            await self._firewall.apply(self._bridge, self.runner_id, sandbox_id, ip, policy.allow_list)
+        else:
+            await self._firewall.remove(sandbox_id)
+
+    async def change(self, sandbox_id: str, policy: np.NetworkPolicy, running: bool) -> None:
+        """A new policy for a live (or stopped) container, without restarting it."""
+        name = container_name(sandbox_id)
+        if not running:
+            await self.prepare(sandbox_id, policy)
+            await self.forget_rules(sandbox_id)
+            return
+        self.policies[sandbox_id] = policy
+        attached = await self._engine.attached(name)
+        if not policy.connected:
+            if attached:
+                await self._engine.detach(name)
+            await self.forget_rules(sandbox_id)
+        elif attached:
+            await self.enforce(sandbox_id, policy)  # the chain is replaced in one transaction
+        else:
+            await self._engine.pause(name)  # nothing in it runs until its rules are in place
+            try:
+                await self._engine.attach(name)
+                await self.enforce(sandbox_id, policy)
+            finally:
+                await self._engine.unpause(name)
+
+    async def forget_rules(self, sandbox_id: str) -> None:
+        """The container stopped or went: its address may soon be another's, so its rules go."""
+        if self._firewall is not None:
+            await self._firewall.remove(sandbox_id)
+
+    async def forget(self, sandbox_id: str) -> None:
+        self.policies.pop(sandbox_id, None)
+        await self.forget_rules(sandbox_id)
+
+    async def sweep(self, running: set[str]) -> list[str]:
+        """Remove this runner's rules of sandboxes that are not running here (after a restart)."""
+        if self._firewall is None:
+            return []
+        stale = [sid for sid in await self._firewall.sandboxes(self.runner_id) if sid not in running]
+        for sandbox_id in stale:
+            await self._firewall.remove(sandbox_id)
+        return stale
