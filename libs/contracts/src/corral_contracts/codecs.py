@@ -8,6 +8,9 @@ from .envelope import CommandEnvelope, EventEnvelope
 from .identity import IdentityEvent
 from .runner import AssignmentsRequest, RunnerAssignments, RunnerCommand, RunnerFact, RunnerHeartbeat
 from .sandbox import SandboxEvent
+from .snapshot import SnapshotEvent
+from .snapshot_manager import BuildLogChunk, SnapshotManagerCommand, SnapshotManagerFact
+from .volume import VolumeEvent
 
 encoder = msgspec.json.Encoder()
 """Encodes any contract struct; one instance, as encoding needs no type."""
@@ -22,7 +25,13 @@ runner_heartbeat = msgspec.json.Decoder(RunnerHeartbeat)
 runner_assignments = msgspec.json.Decoder(RunnerAssignments)
 assignments_request = msgspec.json.Decoder(AssignmentsRequest)
 
-RecordedEvent = SandboxEvent | IdentityEvent
+snapshot_events = msgspec.json.Decoder(EventEnvelope[SnapshotEvent])
+volume_events = msgspec.json.Decoder(EventEnvelope[VolumeEvent])
+snapshot_manager_commands = msgspec.json.Decoder(CommandEnvelope[SnapshotManagerCommand])
+snapshot_manager_facts = msgspec.json.Decoder(EventEnvelope[SnapshotManagerFact])
+build_log_chunk = msgspec.json.Decoder(BuildLogChunk)
+
+RecordedEvent = SandboxEvent | IdentityEvent | SnapshotEvent | VolumeEvent
 """Everything the api's event store records."""
 
 recorded_events = msgspec.json.Decoder(EventEnvelope[RecordedEvent])

@@ -11,6 +11,8 @@ from typing import ClassVar, Union
 
 import msgspec
 
+from .volume import VolumeMount
+
 
 class _Command(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     sandbox_id: str
@@ -26,6 +28,10 @@ class CreateSandbox(_Command):
     disk: int = 3
     """GiB."""
     network_block_all: bool = False
+    snapshot_ref: str = ""
+    """When set, `image` is this snapshot image as the runner holds it (`runner_image`): the runner fetches
+    it first if it lacks it (from the registry when one is configured, else from the snapshot manager)."""
+    volumes: list[VolumeMount] = []
 
 
 class StartSandbox(_Command):
@@ -68,8 +74,17 @@ class ResizeSandbox(_Command):
     """GiB."""
 
 
+class CaptureSnapshot(_Command):
+    """Keep the sandbox's filesystem as the snapshot image `image` (without pausing it) and hand it to
+    the snapshot manager, so any runner can start sandboxes from it."""
+
+    snapshot_id: str
+    image: str
+
+
 RunnerCommand = Union[
-    CreateSandbox, StartSandbox, StopSandbox, DestroySandbox, ArchiveSandbox, ResizeSandbox, BackupSandbox
+    CreateSandbox, StartSandbox, StopSandbox, DestroySandbox, ArchiveSandbox, ResizeSandbox, BackupSandbox,
+    CaptureSnapshot,
 ]
 
 
@@ -110,9 +125,21 @@ class SandboxContainerFailed(_Fact):
     recoverable: bool = False
 
 
+class SandboxSnapshotCaptured(_Fact):
+    snapshot_id: str
+    image: str
+    size: int = 0
+
+
+class SandboxSnapshotCaptureFailed(_Fact):
+    snapshot_id: str
+    reason: str
+
+
 RunnerFact = Union[
     SandboxContainerStarted, SandboxContainerStopped, SandboxContainerRemoved, SandboxContainerFailed,
-    SandboxContainerArchived, SandboxContainerResized, SandboxContainerBackedUp,
+    SandboxContainerArchived, SandboxContainerResized, SandboxContainerBackedUp, SandboxSnapshotCaptured,
+    SandboxSnapshotCaptureFailed,
 ]
 
 
@@ -124,6 +151,8 @@ class RunnerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
     """Base URL of the runner's toolbox front, e.g. `http://127.0.0.1:3003`."""
     started_at: str
     sandboxes: int = 0
+    snapshots: list[str] = []
+    """Snapshot images this runner holds (their refs): the scheduler prefers a runner that has one."""
     cpus: int = 0
     memory_gib: int = 0
 

@@ -13,6 +13,9 @@ DLQ_STREAM = "DLQ"
 CMD_SUBJECTS = "cmd.>"
 EVT_SUBJECTS = "evt.>"
 DLQ_SUBJECTS = "dlq.>"
+LOGS_STREAM = "LOGS"
+LOGS_SUBJECTS = "logs.>"
+"""Build logs, kept a day: written while a build runs, whether or not anyone watches."""
 
 ACTIVITY_BUCKET = "corral-activity"
 """KV bucket: sandbox id -> ISO time of its last outside activity (proxy traffic, SSH, a running command)."""
@@ -55,6 +58,25 @@ def runner_commands(runner_id: str) -> str:
     """Filter subject of one runner's commands: a runner consumes only this."""
     _check_token(runner_id)
     return f"cmd.runner.{runner_id}.>"
+
+
+def snapshot_manager_command_subject(command: msgspec.Struct) -> str:
+    """`cmd.snapshot_manager.<builds|volumes>.<name>`, e.g. `cmd.snapshot_manager.builds.build_snapshot`."""
+    cls = type(command)
+    tag = cls.__struct_config__.tag
+    assert isinstance(tag, str)
+    return f"cmd.snapshot_manager.{cls.__target__}.{snake(tag)}"  # type: ignore[attr-defined]
+
+
+def snapshot_manager_commands(target: str) -> str:
+    """Filter subject of one kind of the snapshot manager's work (`builds` or `volumes`)."""
+    _check_token(target)
+    return f"cmd.snapshot_manager.{target}.>"
+
+
+def build_log_subject(snapshot_id: str) -> str:
+    _check_token(snapshot_id)
+    return f"logs.snapshot.{snapshot_id}"
 
 
 def dead_letter_subject(stream: str, durable: str) -> str:
