@@ -1,6 +1,6 @@
 """Corral's messages: the only place commands, events, subjects and streams are defined."""
 
-from . import codecs, identity, runner, sandbox, snapshot, snapshot_manager, subjects, volume
+from . import codecs, identity, runner, sandbox, snapshot, snapshot_manager, subjects, volume, webhooks
 from .envelope import CommandEnvelope, EventEnvelope
 
-__all__ = ["CommandEnvelope", "EventEnvelope", "codecs", "identity", "runner", "sandbox", "snapshot", "snapshot_manager", "subjects", "volume"]
+__all__ = ["CommandEnvelope", "EventEnvelope", "codecs", "identity", "runner", "sandbox", "snapshot", "snapshot_manager", "subjects", "volume", "webhooks"]

@@ -87,6 +87,18 @@ def dead_letter_subject(stream: str, durable: str) -> str:
 RUNNER_ASSIGNMENTS = "rpc.api.runner_assignments"
 """Request/reply: `AssignmentsRequest` -> `RunnerAssignments`, the sandboxes the api placed on a runner."""
 
+DISABLE_WEBHOOK_ENDPOINT = "rpc.api.disable_webhook_endpoint"
+"""Request/reply: `DisableEndpointRequest` -> `DisableEndpointReply` (webhooks service -> api)."""
+
+WEBHOOK_DELIVERIES = "rpc.webhooks.deliveries"
+"""Request/reply: `DeliveriesRequest` -> `DeliveriesReply`, an endpoint's delivery log (api -> webhooks)."""
+
+WEBHOOK_REPLAY = "rpc.webhooks.replay"
+"""Request/reply: `ReplayRequest` -> `ReplayReply` (api -> webhooks)."""
+
+WEBHOOK_SEND_TEST = "rpc.webhooks.send_test"
+"""Request/reply: `SendTestRequest` -> `SendTestReply` (api -> webhooks)."""
+
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 
