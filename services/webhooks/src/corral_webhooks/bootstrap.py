@@ -85,6 +85,7 @@ class Webhooks:
         if self.consumer is not None:
             await self.consumer.stop()
         await self.scheduler.stop()
+        await self.journal.close()
         await self.bus.close()
         await self.http.stop()
 

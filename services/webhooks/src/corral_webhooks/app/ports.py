@@ -15,8 +15,7 @@ from corral_eventstore import Recorded
 class Store(Protocol):
     """The `corral_eventstore.EventLog` interface (synchronous: called in a thread)."""
 
-    def append(self, aggregate_id: UUID, after_version: int, payloads: Sequence[Any],
-               meta: dict[str, str] | None = None, *more: tuple[UUID, int, Sequence[Any]],
+    def record(self, writes: Sequence[tuple[UUID, int, Sequence[Any], dict[str, str]]],
                tracking: tuple[str, int] | None = None) -> int: ...
 
     def notifications(self, after: int, limit: int = 500) -> Sequence[Notification]: ...
