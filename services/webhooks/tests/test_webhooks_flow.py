@@ -168,7 +168,7 @@ async def test_a_failing_receiver_is_retried_with_the_same_webhook_id(platform: 
     assert gaps[0] < gaps[1], f"the retries back off: {gaps}"
 
 
-@pytest.mark.parametrize("platform", [{"disable_after": 0.3}], indirect=True)
+@pytest.mark.parametrize("platform", [{"disable_after": 0.03, "retry_scale": 0.01}], indirect=True)
 async def test_an_endpoint_failing_long_enough_is_disabled_and_says_why(platform: Platform) -> None:
     endpoint = await platform.endpoint("down")
     platform.receiver.statuses["down"] = lambda n: 503
@@ -182,6 +182,15 @@ async def test_an_endpoint_failing_long_enough_is_disabled_and_says_why(platform
     got = await wait_for(disabled, timeout=15, message="the failing endpoint was never disabled")
     assert "every delivery attempt failed since" in got["disabledReason"] and "HTTP 503" in got["disabledReason"]
     assert got["disabledAt"] and got["failingSince"] and got["failingSince"] <= got["disabledAt"]
+
+    async def ended() -> dict | None:  # type: ignore[type-arg]
+        status, log = await platform.call("GET", one + "/deliveries")
+        return log["items"][0] if log["items"][0]["status"] == "failed" else None
+
+    delivery = await wait_for(ended, timeout=2, message="the pending delivery (next retry in 3 s) did not end when "
+                                                        "its endpoint was disabled")
+    assert "the endpoint was disabled by the platform" in delivery["failure"]
+    assert delivery["nextAttemptAt"] is None
     status, body = await platform.call("POST", one + "/test")
     assert status == 409 and body["code"] == "INVALID_STATE"
     platform.receiver.statuses["down"] = lambda n: 200

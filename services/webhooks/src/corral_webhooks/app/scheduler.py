@@ -56,6 +56,7 @@ class Scheduler:
         """Endpoint id -> the version whose disabling was asked (not asked again until it changes)."""
         self.attempts = 0
         self._ledger.due.append(self.due)
+        self._ledger.endpoint_changed.append(self.endpoint_changed)
 
     # --- queue ---------------------------------------------------------------------------------
 
@@ -63,6 +64,16 @@ class Scheduler:
         if delivery.next_attempt_at is not None:
             heapq.heappush(self._heap, (delivery.next_attempt_at, next(self._order), delivery.delivery_id))
             self._wake.set()
+
+    def endpoint_changed(self, endpoint_id: str) -> None:
+        """An endpoint disabled or deleted: its pending deliveries end now rather than at their next retry."""
+        endpoint = self._ledger.endpoint(endpoint_id)
+        if endpoint is not None and endpoint.enabled and not endpoint.deleted:
+            return
+        now = self._clock()
+        for delivery in self._ledger.pending_of(endpoint_id):
+            heapq.heappush(self._heap, (now, next(self._order), delivery.delivery_id))
+        self._wake.set()
 
     def start(self) -> None:
         for delivery in self._ledger.deliveries.values():
@@ -124,8 +135,8 @@ class Scheduler:
 
     async def _attempt_now(self, delivery_id: str) -> None:
         delivery = self._ledger.deliveries[delivery_id]
-        if delivery.status != "pending" or delivery.next_attempt_at is None or delivery.next_attempt_at > self._clock():
-            return  # settled or rescheduled meanwhile: a stale queue entry
+        if delivery.status != "pending":
+            return  # settled meanwhile: a stale queue entry
         endpoint = self._ledger.endpoint(delivery.endpoint_id)
         if endpoint is None or endpoint.deleted:
             await self._record(delivery_id, lambda d: wh.WebhookDeliveryAbandoned(
@@ -137,6 +148,8 @@ class Scheduler:
             await self._record(delivery_id, lambda d: wh.WebhookDeliveryAbandoned(
                 delivery_id=d.delivery_id, reason=f"the endpoint was {why}", at=self._clock()))
             return
+        if delivery.next_attempt_at is None or delivery.next_attempt_at > self._clock():
+            return  # rescheduled meanwhile: a stale queue entry
         body = delivery.body.encode()
         at = self._clock()
         headers = signing.headers(endpoint.secret, delivery_id, int(at.timestamp()), body)

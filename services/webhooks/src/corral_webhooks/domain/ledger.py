@@ -76,6 +76,8 @@ class Ledger:
         self.health: dict[str, Health] = {}
         self.due: list[Callable[[DeliveryState], None]] = []
         """Told of a delivery that has an attempt due (scheduled, retried, replayed)."""
+        self.endpoint_changed: list[Callable[[str], None]] = []
+        """Told of an endpoint that changed (disabled, deleted, ...)."""
 
     @property
     def pending(self) -> int:
@@ -101,6 +103,8 @@ class Ledger:
         self.endpoints[payload.endpoint_id] = Mirror(endpoint=after, store_version=recorded.originator_version)
         if isinstance(payload, wh.WebhookEndpointCreated | wh.WebhookEndpointUpdated):
             self.health.pop(payload.endpoint_id, None)  # its owner changed it: a new start
+        for listener in self.endpoint_changed:
+            listener(payload.endpoint_id)
 
     def _resource(self, recorded: Recorded, payload: Any) -> None:
         source = SOURCE_OF[type(payload)]
@@ -163,6 +167,9 @@ class Ledger:
             listener(delivery)
 
     # --- reading --------------------------------------------------------------------------------
+
+    def pending_of(self, endpoint_id: str) -> list[DeliveryState]:
+        return [d for d in (self.deliveries[i] for i in self.by_endpoint.get(endpoint_id, [])) if d.status == "pending"]
 
     def endpoint(self, endpoint_id: str) -> WebhookEndpoint | None:
         mirror = self.endpoints.get(endpoint_id)
