@@ -131,8 +131,12 @@ async def test_lifecycle_events_reach_subscribed_endpoints_signed_with_their_cau
     assert [r.payload["event"] for r in receiver.at("created-only")] == ["sandbox.created"]
     assert len({r.webhook_id for r in receiver.at("all")}) == 6
 
-    status, log = await platform.call("GET", f"/api/webhooks/endpoints/{everything['id']}/deliveries")
-    assert status == 200 and len(log["items"]) == 6 and all(d["status"] == "succeeded" for d in log["items"])
+    async def all_succeeded() -> dict | None:  # type: ignore[type-arg]
+        status, log = await platform.call("GET", f"/api/webhooks/endpoints/{everything['id']}/deliveries")
+        assert status == 200 and len(log["items"]) == 6, log
+        return log if all(d["status"] == "succeeded" for d in log["items"]) else None
+
+    log = await wait_for(all_succeeded, message="the delivery log never showed every delivery succeeded")
     newest = log["items"][0]
     assert newest["payload"]["newState"] == "destroyed" and newest["id"].startswith("msg_")
     attempt = newest["attempts"][0]
