@@ -22,7 +22,7 @@ from corral_testing.waiting import wait_for
 from corral_testing.webhooks import Receiver
 from corral_webhooks.bootstrap import Webhooks, build
 
-from .conftest import webhooks_settings
+from webhooks_harness import webhooks_settings
 
 ORG = "org-1"
 SID = str(uuid.uuid4())

@@ -11,7 +11,7 @@ import pytest
 from corral_contracts import runner as rc
 from corral_testing.waiting import wait_for
 
-from .conftest import AUTH, OTHER, Platform
+from webhooks_harness import AUTH, OTHER, Platform
 
 pytestmark = pytest.mark.asyncio
 
