@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -56,10 +56,16 @@ def test_disabling_is_idempotent_and_leaves_an_endpoint_changed_since_it_was_jud
 
 def test_rotation_replaces_the_secret_and_nothing_changes_a_deleted_endpoint() -> None:
     endpoint = given(*create())
-    rotated = given(*create(), *domain.rotate_secret(endpoint, "whsec_b"))
-    assert rotated.secret == "whsec_b"
+    rotated = given(*create(), *domain.rotate_secret(endpoint, "whsec_b", NOW))
+    assert rotated.secret == "whsec_b" and rotated.previous_secret == "whsec_a"
+    assert rotated.signing_secrets(NOW) == ["whsec_b", "whsec_a"], "the previous secret signs during its grace"
+    assert rotated.signing_secrets(NOW + timedelta(hours=24)) == ["whsec_b"]
+    at_once = given(*create(), *domain.rotate_secret(endpoint, "whsec_c", NOW, keep_previous=0))
+    assert at_once.signing_secrets(NOW) == ["whsec_c"] and at_once.previous_secret == ""
+    with pytest.raises(InvalidRequest):
+        domain.rotate_secret(endpoint, "whsec_d", NOW, keep_previous=-1)
     gone = given(*create(), *domain.delete(endpoint))
     assert gone.deleted and not gone.enabled
-    for decide in (lambda e: domain.update(e, enabled=True), lambda e: domain.rotate_secret(e, "x"), domain.delete):
+    for decide in (lambda e: domain.update(e, enabled=True), lambda e: domain.rotate_secret(e, "x", NOW), domain.delete):
         with pytest.raises(InvalidState):
             decide(gone)

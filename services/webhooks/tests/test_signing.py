@@ -19,7 +19,7 @@ BODY = b'{"event":"sandbox.created","id":"x"}'
 def test_the_library_verifies_what_we_sign_and_signs_as_we_do() -> None:
     secret = secret_from(os.urandom(32))
     now = int(time.time())
-    headers = signing.headers(secret, "msg_1", now, BODY)
+    headers = signing.headers([secret], "msg_1", now, BODY)
     assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
     assert headers["webhook-signature"].startswith("v1,")
     assert Webhook(secret).verify(BODY, headers) == {"event": "sandbox.created", "id": "x"}
@@ -30,7 +30,7 @@ def test_the_library_verifies_what_we_sign_and_signs_as_we_do() -> None:
 def test_a_changed_body_id_timestamp_or_secret_fails_verification() -> None:
     secret = secret_from(os.urandom(32))
     now = int(time.time())
-    headers = signing.headers(secret, "msg_1", now, BODY)
+    headers = signing.headers([secret], "msg_1", now, BODY)
     for body, changed in ((BODY + b" ", headers), (BODY, {**headers, "webhook-id": "msg_2"}),
                           (BODY, {**headers, "webhook-timestamp": str(now - 1)})):
         with pytest.raises(WebhookVerificationError):
@@ -43,3 +43,12 @@ def test_secrets_are_whsec_and_base64_of_32_random_bytes() -> None:
     secret = secret_from(os.urandom(32))
     assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:])) == 32
     assert signing.key_of(secret) == base64.b64decode(secret[6:])
+
+
+def test_after_a_rotation_either_secret_verifies() -> None:
+    old, new = secret_from(os.urandom(32)), secret_from(os.urandom(32))
+    headers = signing.headers([new, old], "msg_1", int(time.time()), BODY)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    assert Webhook(old).verify(BODY, headers) and Webhook(new).verify(BODY, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret_from(os.urandom(32))).verify(BODY, headers)

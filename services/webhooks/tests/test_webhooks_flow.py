@@ -3,10 +3,10 @@ and delivered to a real receiver, retries in the delivery log, disabling, test s
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from standardwebhooks import Webhook
 
 from corral_contracts import runner as rc
 from corral_testing.waiting import wait_for
@@ -40,6 +40,9 @@ async def test_endpoints_are_managed_per_organization_and_bad_input_is_a_json_4x
     assert status == 200 and updated["eventTypes"] == [] and updated["description"] == "all"
     status, rotated = await platform.call("POST", one + "/secret/rotate")
     assert status == 200 and rotated["secret"] != created["secret"] and rotated["secret"].startswith("whsec_")
+    assert rotated["previousSecretExpiresAt"] > rotated["updatedAt"]
+    status, rotated = await platform.call("POST", one + "/secret/rotate", json={"previousSecretValidFor": 0})
+    assert status == 200 and rotated["previousSecretExpiresAt"] is None
 
     bad = [
         ("POST", "/api/webhooks/endpoints", {"url": "ftp://example.com/hook"}),
@@ -50,6 +53,7 @@ async def test_endpoints_are_managed_per_organization_and_bad_input_is_a_json_4x
         ("POST", "/api/webhooks/endpoints", None),
         ("PATCH", one, {"url": "not a url"}),
         ("POST", one + "/test", {"eventType": "nope"}),
+        ("POST", one + "/secret/rotate", {"previousSecretValidFor": -5}),
         ("POST", one + "/replay", {"since": "yesterday"}),
         ("POST", one + "/replay", {}),
         ("GET", one + "/deliveries?limit=0", None),
@@ -230,3 +234,22 @@ async def test_replays_send_again_with_the_same_webhook_id(platform: Platform) -
     assert [a["attempt"] for a in delivery["attempts"]] == [1, 2, 3]
     status, missing = await platform.call("POST", f"{base}/deliveries/msg_nope/replay")
     assert status == 404 and missing["code"] == "NOT_FOUND"
+
+
+async def test_after_a_rotation_receivers_verify_with_the_old_or_the_new_secret(platform: Platform) -> None:
+    endpoint = await platform.endpoint("rotate")
+    one = f"/api/webhooks/endpoints/{endpoint['id']}"
+    status, rotated = await platform.call("POST", one + "/secret/rotate")
+    assert status == 200
+    status, test = await platform.call("POST", one + "/test")
+    assert status == 200
+    await wait_for(lambda: platform.receiver.unique("rotate").get(test["id"]), message="not delivered")
+    arrived = platform.receiver.unique("rotate")[test["id"]]
+    assert len(arrived.headers["webhook-signature"].split(" ")) == 2
+    for secret in (endpoint["secret"], rotated["secret"]):
+        assert Webhook(secret).verify(arrived.body, arrived.headers) == arrived.payload
+    status, rotated = await platform.call("POST", one + "/secret/rotate", json={"previousSecretValidFor": 0})
+    platform.receiver.secrets["rotate"] = rotated["secret"]
+    status, test = await platform.call("POST", one + "/test")
+    await wait_for(lambda: platform.receiver.unique("rotate").get(test["id"]), message="not delivered")
+    assert len(platform.receiver.unique("rotate")[test["id"]].headers["webhook-signature"].split(" ")) == 1

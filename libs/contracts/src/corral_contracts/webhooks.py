@@ -64,9 +64,11 @@ class WebhookEndpointUpdated(_EndpointEvent):
 
 
 class WebhookEndpointSecretRotated(_EndpointEvent):
-    """Deliveries from now on are signed with the new secret."""
+    """Deliveries from now on are signed with the new secret, and also with the previous one until
+    `previous_expires_at` (receivers switch without missing a delivery; None: the previous one at once)."""
 
     secret: str
+    previous_expires_at: datetime | None = None
 
 
 class WebhookEndpointDisabled(_EndpointEvent):

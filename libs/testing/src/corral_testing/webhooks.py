@@ -25,6 +25,8 @@ class Received:
     webhook_id: str
     payload: dict[str, Any]
     headers: dict[str, str]
+    body: bytes
+    """Exactly as received (what the signature covers)."""
     at: float
     """`time.time()` when it arrived."""
 
@@ -78,7 +80,7 @@ class Receiver:
             self.rejected.append(f"{path}: {type(error).__name__}: {error}")
             return web.Response(status=400, text="bad signature")
         self.received.append(Received(path=path, webhook_id=headers["webhook-id"], payload=payload,
-                                      headers=headers, at=time.time()))
+                                      headers=headers, body=body, at=time.time()))
         count = self._counts[path] = self._counts.get(path, 0) + 1
         if not self.gate.is_set():
             self.held += 1

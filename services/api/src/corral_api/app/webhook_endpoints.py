@@ -8,7 +8,7 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import typing
@@ -148,10 +148,12 @@ class WebhookService:
         return await self._decide(organization_id, endpoint_id, lambda e: domain.update(
             e, url=url, description=description, event_types=event_types, enabled=enabled), meta)
 
-    async def rotate_secret(self, organization_id: str, endpoint_id: str,
-                            meta: dict[str, str]) -> domain.WebhookEndpoint:
+    async def rotate_secret(self, organization_id: str, endpoint_id: str, meta: dict[str, str],
+                            keep_previous: float = domain.PREVIOUS_SECRET_GRACE) -> domain.WebhookEndpoint:
         candidate = new_secret()
-        return await self._decide(organization_id, endpoint_id, lambda e: domain.rotate_secret(e, candidate), meta)
+        now = datetime.now(timezone.utc)
+        return await self._decide(organization_id, endpoint_id,
+                                  lambda e: domain.rotate_secret(e, candidate, now, keep_previous), meta)
 
     async def delete(self, organization_id: str, endpoint_id: str, meta: dict[str, str]) -> None:
         await self._decide(organization_id, endpoint_id, domain.delete, meta)

@@ -5,7 +5,7 @@ of a URL happen in the use case, secrets are drawn by the caller)."""
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -18,6 +18,9 @@ from .errors import InvalidRequest, InvalidState
 MAX_DESCRIPTION = 512
 MAX_EVENT_TYPES = 50
 SECRET_PREFIX = "whsec_"
+PREVIOUS_SECRET_GRACE = 24 * 3600
+"""Seconds the previous secret keeps signing after a rotation, by default (as Svix)."""
+MAX_PREVIOUS_SECRET_GRACE = 7 * 24 * 3600
 
 
 class WebhookEndpoint(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,6 +39,14 @@ class WebhookEndpoint(msgspec.Struct, frozen=True, kw_only=True):
     disabled_at: datetime | None = None
     failing_since: datetime | None = None
     deleted: bool = False
+    previous_secret: str = ""
+    """The secret before the last rotation, still signing (beside `secret`) until `previous_expires_at`."""
+    previous_expires_at: datetime | None = None
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets a delivery is signed with now: the current one, and the previous one in its grace."""
+        keep = self.previous_secret and self.previous_expires_at is not None and now < self.previous_expires_at
+        return [self.secret, self.previous_secret] if keep else [self.secret]
 
 
 def secret_from(key: bytes) -> str:
@@ -59,8 +70,9 @@ def evolve(endpoint: WebhookEndpoint | None, event: Any, version: int, at: datet
                     change[name] = getattr(event, name)
             if event.enabled:
                 change |= {"disabled_reason": None, "disabled_at": None, "failing_since": None}
-        case wh.WebhookEndpointSecretRotated(secret=secret):
-            change["secret"] = secret
+        case wh.WebhookEndpointSecretRotated(secret=secret, previous_expires_at=until):
+            change |= {"secret": secret, "previous_secret": endpoint.secret if until else "",
+                       "previous_expires_at": until}
         case wh.WebhookEndpointDisabled(reason=reason, failing_since=since):
             change |= {"enabled": False, "disabled_reason": reason, "disabled_at": at, "failing_since": since}
         case wh.WebhookEndpointDeleted():
@@ -120,10 +132,15 @@ def update(endpoint: WebhookEndpoint, *, url: str | None = None, description: st
     return [changed]
 
 
-def rotate_secret(endpoint: WebhookEndpoint, candidate: str) -> list[Any]:
+def rotate_secret(endpoint: WebhookEndpoint, candidate: str, now: datetime,
+                  keep_previous: float = PREVIOUS_SECRET_GRACE) -> list[Any]:
+    """A new secret; the current one keeps signing beside it for `keep_previous` seconds (0: stops now)."""
     _check_live(endpoint)
+    if not 0 <= keep_previous <= MAX_PREVIOUS_SECRET_GRACE:
+        raise InvalidRequest(f"previousSecretValidFor: 0 to {MAX_PREVIOUS_SECRET_GRACE} seconds")
+    until = now + timedelta(seconds=keep_previous) if keep_previous else None
     return [wh.WebhookEndpointSecretRotated(endpoint_id=endpoint.id, organization_id=endpoint.organization_id,
-                                            secret=candidate)]
+                                            secret=candidate, previous_expires_at=until)]
 
 
 def disable(endpoint: WebhookEndpoint, *, judged_version: int, reason: str, failing_since: datetime) -> list[Any]:

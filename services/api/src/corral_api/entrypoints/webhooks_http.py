@@ -58,6 +58,13 @@ class EndpointSummaryDto(msgspec.Struct, rename="camel", kw_only=True):
 class EndpointDto(EndpointSummaryDto, kw_only=True):
     secret: str
     """Standard Webhooks signing secret (`whsec_…`): verify the `webhook-signature` header with it."""
+    previous_secret_expires_at: str | None
+    """After a rotation, deliveries are also signed with the previous secret until then."""
+
+
+class RotateBody(msgspec.Struct, rename="camel", kw_only=True, forbid_unknown_fields=True):
+    previous_secret_valid_for: float = 24 * 3600
+    """Seconds the previous secret keeps signing beside the new one (0: it stops at once, e.g. if it leaked)."""
 
 
 class EndpointListDto(msgspec.Struct, kw_only=True):
@@ -133,7 +140,8 @@ def summary_dto(e: WebhookEndpoint) -> EndpointSummaryDto:
 
 
 def endpoint_dto(e: WebhookEndpoint) -> EndpointDto:
-    return EndpointDto(**msgspec.structs.asdict(summary_dto(e)), secret=e.secret)
+    return EndpointDto(**msgspec.structs.asdict(summary_dto(e)), secret=e.secret,
+                       previous_secret_expires_at=_opt(e.previous_expires_at) if e.previous_secret else None)
 
 
 def delivery_dto(d: wh.DeliveryView) -> DeliveryDto:
@@ -212,7 +220,9 @@ async def delete_endpoint(request: web.Request) -> web.Response:
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
-    endpoint = await request.app[WEBHOOKS].rotate_secret(_org(request), _id(request), _meta(request))
+    body = await decode_json(request, RotateBody)
+    endpoint = await request.app[WEBHOOKS].rotate_secret(_org(request), _id(request), _meta(request),
+                                                         body.previous_secret_valid_for)
     return reply(endpoint_dto(endpoint))
 
 
@@ -309,7 +319,8 @@ WEBHOOK_ROUTES: tuple[Route, ...] = (
           "clears an automatic disable", body=UpdateEndpointBody, response=EndpointDto),
     Route("DELETE", ONE, delete_endpoint, "Delete a webhook endpoint: nothing more is delivered to it", status=204),
     Route("POST", ONE + "/secret/rotate", rotate_secret,
-          "A new signing secret; deliveries from now on are signed with it", response=EndpointDto),
+          "A new signing secret; deliveries are signed with it, and with the previous one for a grace period "
+          "(24 h by default) so receivers switch without missing one", body=RotateBody, response=EndpointDto),
     Route("POST", ONE + "/test", send_test, "Send a test event to the endpoint (delivered, logged and retried "
           "like any other)", body=TestBody, response=DeliveryDto),
     Route("GET", ONE + "/deliveries", list_deliveries,

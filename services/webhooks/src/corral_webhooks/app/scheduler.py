@@ -152,7 +152,7 @@ class Scheduler:
             return  # rescheduled meanwhile: a stale queue entry
         body = delivery.body.encode()
         at = self._clock()
-        headers = signing.headers(endpoint.secret, delivery_id, int(at.timestamp()), body)
+        headers = signing.headers(endpoint.signing_secrets(at), delivery_id, int(at.timestamp()), body)
         headers["content-type"] = "application/json"
         result: AttemptResult = await self._sender.send(endpoint.url, headers, body)
         self.attempts += 1

@@ -24,9 +24,11 @@ def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def headers(secret: str, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+def headers(secrets: list[str], message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """Signed with every secret given (space-separated signatures: after a rotation, the new secret and the
+    previous one, so a receiver verifying with either accepts it)."""
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(secret, message_id, timestamp, body),
+        "webhook-signature": " ".join(signature(s, message_id, timestamp, body) for s in secrets),
     }
