@@ -23,7 +23,8 @@ def given(*events: object) -> domain.WebhookEndpoint:
 
 
 def create(**kw: object) -> list[object]:
-    return domain.create(EID, "org", **{"url": "https://example.com/hook", "secret": "whsec_a", **kw})  # type: ignore[arg-type]
+    fields: dict[str, object] = {"url": "https://example.com/hook", "secret": "whsec_a", **kw}
+    return domain.create(EID, "org", **fields)  # type: ignore[arg-type]
 
 
 def test_creation_validates_url_types_and_description() -> None:

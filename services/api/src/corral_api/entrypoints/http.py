@@ -253,7 +253,8 @@ def authenticate(directory: SandboxDirectory, public_paths: frozenset[str]):  # 
 
 
 def create_app(service: SandboxService, directory: SandboxDirectory, toolbox_proxy_url: str,
-               status: Callable[[], dict[str, int]] = dict, webhooks: WebhookService | None = None) -> web.Application:
+               status: Callable[[], dict[str, int]] = dict,
+               webhooks: WebhookService | None = None) -> web.Application:
     public = frozenset(r.path for r in ROUTES if r.public)
     app = web.Application(middlewares=[json_errors(DomainError), authenticate(directory, public)], client_max_size=8 * 1024**2)
     app[SERVICE] = service
