@@ -25,7 +25,9 @@ from .conftest import Rest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
-ENV = {"CORRAL_WEBHOOKS_ALLOW_PRIVATE": "1", "CORRAL_WEBHOOKS_RETRY_SCALE": "0.001"}
+ENV = {"CORRAL_WEBHOOKS_ALLOW_PRIVATE": "1", "CORRAL_WEBHOOKS_RETRY_SCALE": "0.001",
+       "CORRAL_WEBHOOKS_DISABLE_AFTER": "1"}
+"""Retries 1000 times sooner (5 ms, 300 ms, 1.8 s, ...); an endpoint failing every attempt for 1 s is disabled."""
 LIFECYCLE = [("creating", "started"), ("started", "stopping"), ("stopping", "stopped"), ("stopped", "starting"),
              ("starting", "started"), ("started", "destroying"), ("destroying", "destroyed")]
 
@@ -174,3 +176,28 @@ async def test_a_failing_receiver_is_retried_as_the_delivery_log_shows(rest: Res
     assert [(a["statusCode"], a["succeeded"]) for a in delivery["attempts"]] == [(500, False), (500, False),
                                                                                  (200, True)]
     assert [r.webhook_id for r in receiver.at("flaky")] == [test["id"]] * 3
+
+
+async def test_an_endpoint_that_keeps_failing_is_disabled_and_the_api_says_why(rest: Rest, receiver: Receiver) -> None:
+    endpoint = await subscribe(rest, receiver, "down")
+    receiver.statuses["down"] = lambda n: 500
+    url = f"{rest.api}/webhooks/endpoints/{endpoint['id']}"
+    status, test = await rest.call("POST", url + "/test")
+    assert status == 200, test
+
+    async def disabled() -> dict[str, Any] | None:
+        status, body = await rest.call("GET", url)
+        assert status == 200, body
+        return body if not body["enabled"] else None
+
+    got = await wait_for(disabled, timeout=30, message="the failing endpoint was never disabled")
+    assert "every delivery attempt failed since" in got["disabledReason"] and "HTTP 500" in got["disabledReason"]
+    assert got["failingSince"] <= got["disabledAt"]
+
+    async def ended() -> dict[str, Any] | None:
+        status, log = await rest.call("GET", url + "/deliveries")
+        assert status == 200, log
+        return log["items"][0] if log["items"][0]["status"] == "failed" else None
+
+    delivery = await wait_for(ended, timeout=30, message="the pending delivery did not end with its endpoint")
+    assert len(delivery["attempts"]) >= 3 and "disabled by the platform" in delivery["failure"]
