@@ -57,3 +57,16 @@ def test_tracking_positions_survive_reopening(tmp_path: Path) -> None:
     reopened = EventLog(RecordedEvent, url)
     assert reopened.tracked("outbox") == 7 and reopened.tracked("other") == 0
     reopened.close()
+
+
+def test_a_tracking_position_is_recorded_once_with_the_events(event_log: EventLog) -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    event_log.record([(first, 0, [SandboxStartRequested(sandbox_id=str(first))], {"Corral-Actor": "a"}),
+                      (second, 0, [SandboxStopRequested(sandbox_id=str(second))], {"Corral-Actor": "b"})],
+                     tracking=("consumer", 7))
+    assert event_log.tracked("consumer") == 7
+    assert [e.meta for e in event_log.history(first) + event_log.history(second)] == [
+        {"Corral-Actor": "a"}, {"Corral-Actor": "b"}], "each write keeps its own metadata"
+    with pytest.raises(ConcurrencyConflict):
+        event_log.append(uuid.uuid4(), 0, [SandboxStartRequested(sandbox_id="x")], None, tracking=("consumer", 7))
+    assert event_log.last_notification_id() == 2, "a position recorded before: nothing of the append is kept"

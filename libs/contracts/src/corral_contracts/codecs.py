@@ -8,6 +8,13 @@ from .envelope import CommandEnvelope, EventEnvelope
 from .identity import IdentityEvent
 from .runner import AssignmentsRequest, RunnerAssignments, RunnerCommand, RunnerFact, RunnerHeartbeat
 from .sandbox import SandboxEvent
+from .snapshot import SnapshotEvent
+from .snapshot_manager import BuildLogChunk, SnapshotManagerCommand, SnapshotManagerFact
+from .volume import VolumeEvent
+from .webhooks import (
+    DeliveriesReply, DeliveriesRequest, DisableEndpointReply, DisableEndpointRequest, ReplayReply, ReplayRequest,
+    SendTestReply, SendTestRequest, WebhookDeliveryEvent, WebhookEndpointEvent,
+)
 
 encoder = msgspec.json.Encoder()
 """Encodes any contract struct; one instance, as encoding needs no type."""
@@ -22,7 +29,26 @@ runner_heartbeat = msgspec.json.Decoder(RunnerHeartbeat)
 runner_assignments = msgspec.json.Decoder(RunnerAssignments)
 assignments_request = msgspec.json.Decoder(AssignmentsRequest)
 
-RecordedEvent = SandboxEvent | IdentityEvent
+snapshot_events = msgspec.json.Decoder(EventEnvelope[SnapshotEvent])
+volume_events = msgspec.json.Decoder(EventEnvelope[VolumeEvent])
+snapshot_manager_commands = msgspec.json.Decoder(CommandEnvelope[SnapshotManagerCommand])
+snapshot_manager_facts = msgspec.json.Decoder(EventEnvelope[SnapshotManagerFact])
+build_log_chunk = msgspec.json.Decoder(BuildLogChunk)
+
+RecordedEvent = SandboxEvent | IdentityEvent | SnapshotEvent | VolumeEvent | WebhookEndpointEvent
 """Everything the api's event store records."""
 
 recorded_events = msgspec.json.Decoder(EventEnvelope[RecordedEvent])
+
+WebhooksRecordedEvent = WebhookDeliveryEvent | WebhookEndpointEvent | SandboxEvent | SnapshotEvent | VolumeEvent
+"""Everything the webhooks service's store records: its deliveries, and its copies of the platform events
+it follows (endpoints, and the lifecycle of what webhooks report on, with secrets and bulky fields left out)."""
+
+webhook_deliveries_request = msgspec.json.Decoder(DeliveriesRequest)
+webhook_deliveries_reply = msgspec.json.Decoder(DeliveriesReply)
+webhook_replay_request = msgspec.json.Decoder(ReplayRequest)
+webhook_replay_reply = msgspec.json.Decoder(ReplayReply)
+webhook_send_test_request = msgspec.json.Decoder(SendTestRequest)
+webhook_send_test_reply = msgspec.json.Decoder(SendTestReply)
+disable_endpoint_request = msgspec.json.Decoder(DisableEndpointRequest)
+disable_endpoint_reply = msgspec.json.Decoder(DisableEndpointReply)

@@ -12,6 +12,7 @@ from typing import ClassVar, Union
 import msgspec
 
 from .guard import SandboxContainerNetworkApplied, SandboxContainerOomKilled, UpdateSandboxNetwork
+from .volume import VolumeMount
 
 
 class _Command(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -30,6 +31,10 @@ class CreateSandbox(_Command):
     network_block_all: bool = False
     network_allow_list: list[str] = []
     """Normalized IPv4 CIDRs egress is limited to; empty = no allow list."""
+    snapshot_ref: str = ""
+    """When set, `image` is this snapshot image as the runner holds it (`runner_image`): the runner fetches
+    it first if it lacks it (from the registry when one is configured, else from the snapshot manager)."""
+    volumes: list[VolumeMount] = []
 
 
 class StartSandbox(_Command):
@@ -74,9 +79,18 @@ class ResizeSandbox(_Command):
     """GiB."""
 
 
+class CaptureSnapshot(_Command):
+    """Keep the sandbox's filesystem as the snapshot image `image` (without pausing it) and hand it to
+    the snapshot manager, so any runner can start sandboxes from it."""
+
+    snapshot_id: str
+    image: str
+
+
 RunnerCommand = Union[
     CreateSandbox, StartSandbox, StopSandbox, DestroySandbox, ArchiveSandbox, ResizeSandbox, BackupSandbox,
     UpdateSandboxNetwork,
+    CaptureSnapshot,
 ]
 
 
@@ -117,10 +131,21 @@ class SandboxContainerFailed(_Fact):
     recoverable: bool = False
 
 
+class SandboxSnapshotCaptured(_Fact):
+    snapshot_id: str
+    image: str
+    size: int = 0
+
+
+class SandboxSnapshotCaptureFailed(_Fact):
+    snapshot_id: str
+    reason: str
+
+
 RunnerFact = Union[
     SandboxContainerStarted, SandboxContainerStopped, SandboxContainerRemoved, SandboxContainerFailed,
     SandboxContainerArchived, SandboxContainerResized, SandboxContainerBackedUp,
-    SandboxContainerNetworkApplied, SandboxContainerOomKilled,
+    SandboxContainerNetworkApplied, SandboxContainerOomKilled, SandboxSnapshotCaptured, SandboxSnapshotCaptureFailed,
 ]
 
 
@@ -132,6 +157,8 @@ class RunnerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
     """Base URL of the runner's toolbox front, e.g. `http://127.0.0.1:3003`."""
     started_at: str
     sandboxes: int = 0
+    snapshots: list[str] = []
+    """Snapshot images this runner holds (their refs): the scheduler prefers a runner that has one."""
     cpus: int = 0
     memory_gib: int = 0
     disk_limits: bool = False

@@ -11,6 +11,15 @@ from typing import ClassVar, Union
 import msgspec
 
 from .guard import SandboxNetworkApplied, SandboxNetworkSettingsChanged, SandboxOomKilled
+from .volume import VolumeMount
+
+
+class BuildInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A sandbox made from a declarative image (`buildInfo`): the snapshot built (or reused) for it."""
+
+    dockerfile: str
+    context_hashes: list[str] = []
+    snapshot_ref: str
 
 
 class _SandboxEvent(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -42,6 +51,30 @@ class SandboxCreated(_SandboxEvent):
     network_allow_list: list[str] = []
     """Normalized IPv4 CIDRs egress is limited to; empty = no allow list."""
     preview_token: str = ""
+    snapshot_id: str = ""
+    snapshot_ref: str = ""
+    """The snapshot image to fetch onto the runner ("" = `image` is on every runner host)."""
+    volumes: list[VolumeMount] = []
+    build: BuildInfo | None = None
+    pending_build: bool = False
+    """Its snapshot is still being built: the sandbox waits in `pending_build`."""
+
+
+class SandboxBuildStarted(_SandboxEvent):
+    """The snapshot the sandbox waits for is being built: `building_snapshot`."""
+
+
+class SandboxSnapshotReady(_SandboxEvent):
+    """The snapshot it waited for is active: the sandbox is created from `image` (`creating`)."""
+
+    image: str
+    snapshot_ref: str = ""
+
+
+class SandboxBuildFailed(_SandboxEvent):
+    """The snapshot it waited for failed: `build_failed`."""
+
+    reason: str
 
 
 class SandboxStarted(_SandboxEvent):
@@ -180,6 +213,9 @@ SandboxEvent = Union[
     SandboxNetworkSettingsChanged,
     SandboxNetworkApplied,
     SandboxOomKilled,
+    SandboxBuildStarted,
+    SandboxSnapshotReady,
+    SandboxBuildFailed,
     SandboxNameClaimed,
     SandboxNameReleased,
 ]

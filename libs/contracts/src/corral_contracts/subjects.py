@@ -13,6 +13,9 @@ DLQ_STREAM = "DLQ"
 CMD_SUBJECTS = "cmd.>"
 EVT_SUBJECTS = "evt.>"
 DLQ_SUBJECTS = "dlq.>"
+LOGS_STREAM = "LOGS"
+LOGS_SUBJECTS = "logs.>"
+"""Build logs, kept a day: written while a build runs, whether or not anyone watches."""
 
 ACTIVITY_BUCKET = "corral-activity"
 """KV bucket: sandbox id -> ISO time of its last outside activity (proxy traffic, SSH, a running command)."""
@@ -57,6 +60,25 @@ def runner_commands(runner_id: str) -> str:
     return f"cmd.runner.{runner_id}.>"
 
 
+def snapshot_manager_command_subject(command: msgspec.Struct) -> str:
+    """`cmd.snapshot_manager.<builds|volumes>.<name>`, e.g. `cmd.snapshot_manager.builds.build_snapshot`."""
+    cls = type(command)
+    tag = cls.__struct_config__.tag
+    assert isinstance(tag, str)
+    return f"cmd.snapshot_manager.{cls.__target__}.{snake(tag)}"  # type: ignore[attr-defined]
+
+
+def snapshot_manager_commands(target: str) -> str:
+    """Filter subject of one kind of the snapshot manager's work (`builds` or `volumes`)."""
+    _check_token(target)
+    return f"cmd.snapshot_manager.{target}.>"
+
+
+def build_log_subject(snapshot_id: str) -> str:
+    _check_token(snapshot_id)
+    return f"logs.snapshot.{snapshot_id}"
+
+
 def dead_letter_subject(stream: str, durable: str) -> str:
     _check_token(durable)
     return f"dlq.{stream.lower()}.{durable}"
@@ -64,6 +86,18 @@ def dead_letter_subject(stream: str, durable: str) -> str:
 
 RUNNER_ASSIGNMENTS = "rpc.api.runner_assignments"
 """Request/reply: `AssignmentsRequest` -> `RunnerAssignments`, the sandboxes the api placed on a runner."""
+
+DISABLE_WEBHOOK_ENDPOINT = "rpc.api.disable_webhook_endpoint"
+"""Request/reply: `DisableEndpointRequest` -> `DisableEndpointReply` (webhooks service -> api)."""
+
+WEBHOOK_DELIVERIES = "rpc.webhooks.deliveries"
+"""Request/reply: `DeliveriesRequest` -> `DeliveriesReply`, an endpoint's delivery log (api -> webhooks)."""
+
+WEBHOOK_REPLAY = "rpc.webhooks.replay"
+"""Request/reply: `ReplayRequest` -> `ReplayReply` (api -> webhooks)."""
+
+WEBHOOK_SEND_TEST = "rpc.webhooks.send_test"
+"""Request/reply: `SendTestRequest` -> `SendTestReply` (api -> webhooks)."""
 
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -59,19 +59,32 @@ class EventLog(Application):  # type: ignore[type-arg]
     # --- writing -----------------------------------------------------------------------------
 
     def append(self, aggregate_id: UUID, after_version: int, payloads: Sequence[Any], meta: dict[str, str] | None = None,
-               *more: tuple[UUID, int, Sequence[Any]]) -> int:
+               *more: tuple[UUID, int, Sequence[Any]], tracking: tuple[str, int] | None = None) -> int:
         """Record `payloads` after `after_version` of one aggregate (and optionally of others, in the
-        same transaction). Returns the last notification id. Raises `ConcurrencyConflict`."""
+        same transaction). Returns the last notification id. Raises `ConcurrencyConflict`.
+
+        `tracking=(name, position)` records a consumer's position in the same transaction: a position
+        recorded before makes the whole append fail with `ConcurrencyConflict` (exactly-once processing)."""
+        writes = [(agg_id, version, items, meta or {}) for agg_id, version, items in ((aggregate_id, after_version,
+                                                                                        payloads), *more)]
+        return self.record(writes, tracking=tracking)
+
+    def record(self, writes: Sequence[tuple[UUID, int, Sequence[Any], dict[str, str]]],
+               tracking: tuple[str, int] | None = None) -> int:
+        """Like `append`, each aggregate's events with metadata of their own: several writers' changes
+        committed in one transaction (a group commit). Raises `ConcurrencyConflict`: nothing recorded."""
         now = utcnow()
-        events: list[Recorded] = []
-        for agg_id, version, items in ((aggregate_id, after_version, payloads), *more):
-            events.extend(
-                Recorded(originator_id=agg_id, originator_version=version + i + 1, timestamp=now, payload=p,
-                         meta=meta or {})
-                for i, p in enumerate(items)
-            )
+        events = [
+            Recorded(originator_id=agg_id, originator_version=version + i + 1, timestamp=now, payload=p, meta=meta)
+            for agg_id, version, items, meta in writes
+            for i, p in enumerate(items)
+        ]
         try:
-            recordings = self.save(*events)
+            if tracking is None:
+                recordings = self.save(*events)
+            else:
+                recordings = self.events.put(events, tracking=Tracking(application_name=tracking[0],
+                                                                       notification_id=tracking[1]))
         except IntegrityError as error:
             raise ConcurrencyConflict(str(error)) from error
         return max(r.notification.id for r in recordings) if recordings else 0

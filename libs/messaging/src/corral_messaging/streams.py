@@ -14,6 +14,8 @@ from corral_contracts.subjects import (
     DLQ_SUBJECTS,
     EVT_STREAM,
     EVT_SUBJECTS,
+    LOGS_STREAM,
+    LOGS_SUBJECTS,
     ACTIVITY_BUCKET,
     RUNNERS_BUCKET,
 )
@@ -46,6 +48,7 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec(CMD_STREAM, CMD_SUBJECTS, Retention.WORK_QUEUE, duplicate_window=10 * 60),
     StreamSpec(EVT_STREAM, EVT_SUBJECTS, Retention.LIMITS, duplicate_window=60 * 60),
     StreamSpec(DLQ_STREAM, DLQ_SUBJECTS, Retention.LIMITS, duplicate_window=60 * 60),
+    StreamSpec(LOGS_STREAM, LOGS_SUBJECTS, Retention.LIMITS, duplicate_window=10 * 60, max_age=24 * 3600.0),
 )
 
 BUCKETS: tuple[BucketSpec, ...] = (

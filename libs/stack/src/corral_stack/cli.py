@@ -20,6 +20,7 @@ def run(args: argparse.Namespace) -> int:
     home = Path(os.environ.get("CORRAL_HOME") or _repo_root() / ".corral")
     stack = Stack(StackConfig(home=home, api_port=args.api_port, proxy_port=args.proxy_port,
                               runner_ports={args.runner_id: args.runner_port}, nats_port=args.nats_port,
+                              webhooks_port=args.webhooks_port,
                               log_level=args.log_level))
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--proxy-port", type=int, default=int(os.environ.get("CORRAL_PROXY_PORT", "4000")))
     p_run.add_argument("--runner-port", type=int, default=int(os.environ.get("CORRAL_RUNNER_PORT", "3003")))
     p_run.add_argument("--nats-port", type=int, default=int(os.environ.get("CORRAL_NATS_PORT", "4222")))
+    p_run.add_argument("--webhooks-port", type=int, default=int(os.environ.get("CORRAL_WEBHOOKS_PORT", "3004")))
     p_run.add_argument("--runner-id", default=os.environ.get("CORRAL_RUNNER_ID", "local"))
     p_run.add_argument("--log-level", default=os.environ.get("CORRAL_LOG_LEVEL", "INFO"))
     p_run.set_defaults(func=run)

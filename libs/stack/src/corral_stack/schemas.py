@@ -9,7 +9,8 @@ from typing import Any
 
 import msgspec
 
-from corral_contracts.codecs import RecordedEvent
+from corral_contracts import webhooks
+from corral_contracts.codecs import RecordedEvent, WebhooksRecordedEvent
 from corral_contracts.envelope import CommandEnvelope, EventEnvelope
 from corral_contracts.runner import (
     AssignmentsRequest, RunnerAssignments, RunnerCommand, RunnerFact, RunnerHeartbeat,
@@ -24,6 +25,15 @@ def contract_schemas() -> dict[str, Any]:
         "RunnerHeartbeat": RunnerHeartbeat,
         "AssignmentsRequest": AssignmentsRequest,
         "RunnerAssignments": RunnerAssignments,
+        "WebhooksStoreEvent": WebhooksRecordedEvent,
+        "WebhookDeliveriesRequest": webhooks.DeliveriesRequest,
+        "WebhookDeliveriesReply": webhooks.DeliveriesReply,
+        "WebhookReplayRequest": webhooks.ReplayRequest,
+        "WebhookReplayReply": webhooks.ReplayReply,
+        "WebhookSendTestRequest": webhooks.SendTestRequest,
+        "WebhookSendTestReply": webhooks.SendTestReply,
+        "DisableWebhookEndpointRequest": webhooks.DisableEndpointRequest,
+        "DisableWebhookEndpointReply": webhooks.DisableEndpointReply,
     }
     schemas, components = msgspec.json.schema_components(list(roots.values()), ref_template="#/$defs/{name}")
     return {

@@ -12,18 +12,22 @@ from aiohttp import web
 from corral_contracts import codecs
 from corral_contracts.codecs import RecordedEvent
 from corral_contracts.runner import RunnerHeartbeat
-from corral_contracts.subjects import ACTIVITY_BUCKET, EVT_STREAM, RUNNER_ASSIGNMENTS, RUNNERS_BUCKET, events_of
+from corral_contracts.subjects import (
+    ACTIVITY_BUCKET, DISABLE_WEBHOOK_ENDPOINT, EVT_STREAM, RUNNER_ASSIGNMENTS, RUNNERS_BUCKET, events_of,
+)
 from corral_eventstore import ConcurrencyConflict, EventLog, OutboxRelay
 from corral_messaging import Bus, Consumer, ConsumerPolicy, JetStreamBus
 
 from .app.directory import SandboxDirectory
 from .app.sandboxes import Limits, SandboxService
 from .app.supervisor import Supervisor
+from .app.webhook_endpoints import EndpointIndex, WebhookService
 from .domain import supervision
 from .domain.identity import admin_key_created, hash_key, key_id_for
 from .entrypoints.consumers import AssignmentDesk, FactRecorder, ProcessManager
 from .entrypoints.http import create_app
 from .entrypoints.realtime import EventStream
+from .entrypoints.webhooks_rpc import DisableDesk
 from .settings import Settings
 
 log = logging.getLogger("corral.api")
@@ -53,9 +57,15 @@ class Api:
                                      backup=self.process_manager.backup, backup_every=settings.backup_every)
         self.fact_recorder = FactRecorder(self.service)
         self.assignments = AssignmentDesk(self.directory)
+        self.endpoints = EndpointIndex()
+        self.directory.projections.append(self.endpoints.apply)
+        self.webhooks = WebhookService(event_log=event_log, index=self.endpoints, bus=bus, recorded=self.recorded,
+                                       caught_up=self.directory.catch_up,
+                                       allow_private=settings.webhooks_allow_private)
         self.consumers: list[Consumer] = []
         self.app = create_app(self.service, self.directory, settings.toolbox_proxy_url,
-                              status=lambda: {"sweeps": self.supervisor.sweeps, "logPosition": self.directory.position})
+                              status=lambda: {"sweeps": self.supervisor.sweeps, "logPosition": self.directory.position},
+                              webhooks=self.webhooks)
         self.realtime = EventStream(self.directory, settings.toolbox_proxy_url)
         self.realtime.attach(self.app)
         self.app.cleanup_ctx.append(self._lifespan)
@@ -110,6 +120,7 @@ class Api:
         for consumer in self.consumers:
             await consumer.start()
         await self.bus.serve(RUNNER_ASSIGNMENTS, self.assignments.handle)
+        await self.bus.serve(DISABLE_WEBHOOK_ENDPOINT, DisableDesk(self.webhooks).handle)
         self.supervisor.start()
         log.info("api ready: %d sandboxes, log position %d", len(self.directory.sandboxes), self.directory.position)
 

@@ -27,6 +27,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds between backups of a running sandbox (CORRAL_BACKUP_EVERY)."""
     deadline_factor: float = 1.0
     """Scales every transitional state's deadline. Only tests shorten them."""
+    webhooks_allow_private: bool = False
+    """Accept webhook endpoints on loopback/private/link-local addresses (CORRAL_WEBHOOKS_ALLOW_PRIVATE=1)."""
     log_level: str = "INFO"
 
     @classmethod
@@ -50,6 +52,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             minute=float(env.get("CORRAL_MINUTE_SECONDS", "60")),
             deadline_factor=float(env.get("CORRAL_DEADLINE_FACTOR", "1")),
             backup_every=float(env.get("CORRAL_BACKUP_EVERY", "3600")),
+            webhooks_allow_private=flag(env.get("CORRAL_WEBHOOKS_ALLOW_PRIVATE", "")),
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
         )
 
@@ -58,6 +61,10 @@ def event_store_url(home: Path, env: dict[str, str]) -> str:
     """The api's event store: `CORRAL_DATABASE_URL`, else SQLite under `$CORRAL_HOME/api/` (also read by
     `corral replay`)."""
     return env.get("CORRAL_DATABASE_URL") or f"sqlite:///{home / 'api' / 'events.db'}"
+
+
+def flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _read(path: Path) -> str:

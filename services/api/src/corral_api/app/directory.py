@@ -42,6 +42,8 @@ class SandboxDirectory:
         self.placed: Counter[str] = Counter()
         self.listeners: list[Callable[[Sandbox | None, Sandbox], None]] = []
         """Told of every sandbox change as it is folded (after start-up's initial catch-up too)."""
+        self.projections: list[Callable[[Recorded], None]] = []
+        """Other read models folded from the same log, told of every event in order (webhook endpoints)."""
         self._changed = asyncio.Condition()
         self._tail = LogTail("sandbox-directory", self._follow_step, poll_interval=poll_interval)
         self._lock = asyncio.Lock()
@@ -49,6 +51,8 @@ class SandboxDirectory:
     # --- folding ------------------------------------------------------------------------------
 
     def apply(self, event: Recorded) -> None:
+        for projection in self.projections:
+            projection(event)
         payload = event.payload
         if isinstance(payload, idev.ApiKeyCreated):
             self.api_keys[payload.key_hash] = ApiKeyEntry(payload.key_id, payload.organization_id, payload.prefix)

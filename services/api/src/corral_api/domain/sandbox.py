@@ -79,7 +79,7 @@ class Sandbox(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def created(event: ev.SandboxCreated, version: int, at: datetime) -> Sandbox:
-    fields = {f: getattr(event, f) for f in event.__struct_fields__ if f != "sandbox_id"}
+    fields = {f: getattr(event, f) for f in event.__struct_fields__ if f in Sandbox.__struct_fields__}
     return Sandbox(id=event.sandbox_id, version=version, state="creating", desired_state="started",
                    created_at=at, updated_at=at, **fields)
 

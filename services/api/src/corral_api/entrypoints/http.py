@@ -15,6 +15,7 @@ from corral_web import decode_json, error_response, json_errors, reply
 from ..app import listing
 from ..app.directory import SandboxDirectory
 from ..app.sandboxes import SandboxService
+from ..app.webhook_endpoints import WebhookService
 from ..domain.errors import DomainError, InvalidRequest
 from ..domain.guard import parse_allow_list
 from ..domain.identity import hash_key
@@ -22,6 +23,7 @@ from . import dto
 from .openapi import openapi_document
 from .realtime import PATH as REALTIME_PATH
 from .routes import Query, Route
+from .webhooks_http import WEBHOOK_ROUTES, WEBHOOKS
 
 SERVICE = web.AppKey("service", SandboxService)
 DIRECTORY = web.AppKey("directory", SandboxDirectory)
@@ -255,6 +257,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", ID + "/signing-key/rotate", rotate_signing_key,
           "Replace the signing key: URLs signed with the previous key stop working", response=str),
 )
+ROUTES += WEBHOOK_ROUTES
 
 
 def authenticate(directory: SandboxDirectory, public_paths: frozenset[str]):  # type: ignore[no-untyped-def]
@@ -275,13 +278,16 @@ def authenticate(directory: SandboxDirectory, public_paths: frozenset[str]):  # 
 
 
 def create_app(service: SandboxService, directory: SandboxDirectory, toolbox_proxy_url: str,
-               status: Callable[[], dict[str, int]] = dict) -> web.Application:
+               status: Callable[[], dict[str, int]] = dict,
+               webhooks: WebhookService | None = None) -> web.Application:
     public = frozenset(r.path for r in ROUTES if r.public)
     app = web.Application(middlewares=[json_errors(DomainError), authenticate(directory, public)], client_max_size=8 * 1024**2)
     app[SERVICE] = service
     app[DIRECTORY] = directory
     app[TOOLBOX_URL] = toolbox_proxy_url
     app[STATUS] = status
+    if webhooks is not None:
+        app[WEBHOOKS] = webhooks
     app[OPENAPI] = _encode(openapi_document(ROUTES))
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)

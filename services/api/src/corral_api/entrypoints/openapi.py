@@ -36,7 +36,7 @@ def openapi_document(routes: Iterable[Route], version: str = "0.1.0") -> dict[st
         operation["responses"]["400"] = error
         if "{" in route.path:
             operation["responses"]["404"] = error
-        if route.method in ("POST", "DELETE", "PUT"):
+        if route.method in ("POST", "DELETE", "PUT", "PATCH"):
             operation["responses"]["409"] = error
         params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                   for name in _PARAM.findall(route.path)]

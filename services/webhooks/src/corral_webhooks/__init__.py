@@ -1,0 +1,1 @@
+"""Webhooks: every platform event delivered to the endpoints that subscribed, signed, retried."""
