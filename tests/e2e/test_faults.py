@@ -73,8 +73,8 @@ async def converged(rest: Rest, stack: Stack, suite: str, wanted: str, at_least:
     run = stack.config.container_labels[TEST_RUN_LABEL]
     client = docker.from_env()
     try:
-        containers = client.containers.list(all=True, filters={"label": f"{TEST_RUN_LABEL}={run}"})
-        per_sandbox = Counter(c.labels.get("corral.sandbox_id") for c in containers)
+        containers = client.containers.list(all=True, sparse=True, filters={"label": f"{TEST_RUN_LABEL}={run}"})
+        per_sandbox = Counter(c.attrs["Labels"].get("corral.sandbox_id") for c in containers)
     finally:
         client.close()
     assert all(count == 1 for count in per_sandbox.values()), f"duplicated containers: {per_sandbox}"
@@ -88,8 +88,8 @@ async def orphans(stack: Stack, rest: Rest) -> set[str]:
     run = stack.config.container_labels[TEST_RUN_LABEL]
     client = docker.from_env()
     try:
-        ids = {c.labels.get("corral.sandbox_id") for c in
-               client.containers.list(all=True, filters={"label": f"{TEST_RUN_LABEL}={run}"})}
+        ids = {c.attrs["Labels"].get("corral.sandbox_id") for c in
+               client.containers.list(all=True, sparse=True, filters={"label": f"{TEST_RUN_LABEL}={run}"})}
     finally:
         client.close()
     gone = set()
@@ -104,8 +104,9 @@ async def container_appears(stack: Stack) -> bool:
     run = stack.config.container_labels[TEST_RUN_LABEL]
     client = docker.from_env()
     try:
-        return bool(client.containers.list(all=True, filters={"label": f"{TEST_RUN_LABEL}={run}",
-                                                               "status": "created"}))
+        # sparse: no inspect per container, which races with a container removed meanwhile
+        return bool(client.containers.list(all=True, sparse=True, filters={"label": f"{TEST_RUN_LABEL}={run}",
+                                                                            "status": "created"}))
     finally:
         client.close()
 

@@ -26,9 +26,12 @@ TEST_RUN_LABEL = "corral.test-run"
 def remove_labelled(label: str, value: str) -> int:
     client = docker.from_env()
     try:
-        containers = client.containers.list(all=True, filters={"label": f"{label}={value}"})
+        containers = client.containers.list(all=True, sparse=True, filters={"label": f"{label}={value}"})
         for container in containers:
-            container.remove(force=True, v=True)
+            try:
+                container.remove(force=True, v=True)
+            except docker.errors.NotFound:  # removed meanwhile (a sandbox destroyed by its runner)
+                pass
         return len(containers)
     finally:
         client.close()
