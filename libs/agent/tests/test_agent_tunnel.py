@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 from agent_harness import DEADLINE_SECONDS, RunningAgent, raw_exchange
-from corral_agent.client import AgentStream, PortClosed, open_tunnel
+from corral_agent.client import AgentStream, PortClosed, open_tunnel, tunnel_socket
 from corral_agent.framing import encode_frame
 from session_harness import eventually, result_of
 
@@ -102,6 +102,34 @@ async def test_bytes_go_through_both_ways_and_the_tunnel_counts_as_activity(agen
             return await tunnels_open(agent) == 0
 
         await eventually(closed, "the closed tunnel to stop counting as activity")
+
+
+async def test_a_tunnel_opened_without_activity_is_not_counted(agent: RunningAgent):
+    with tcp_server(echo) as port:
+        stream = await open_tunnel(agent.socket_path, port, activity=False)
+        async with stream:
+            await stream.send_raw(b"quiet")
+            assert await stream.reader.readexactly(5) == b"quiet"
+            assert await tunnels_open(agent) == 0
+    frames = raw_exchange(agent.socket_path, encode_frame({"op": "tunnel", "port": port, "activity": "no"}))
+    assert [(f["type"], f["code"]) for f in frames] == [("error", "BAD_REQUEST")]
+
+
+async def test_the_raw_socket_handshake_leaves_the_first_server_bytes_unread(agent: RunningAgent):
+    """`tunnel_socket` reads exactly the `connected` frame: a server that speaks first is not cut."""
+
+    def serve(conn: socket.socket) -> None:
+        conn.sendall(b"server speaks first")
+        conn.recv(1)
+
+    with tcp_server(serve) as port:
+        sock = await tunnel_socket(agent.socket_path, port)
+        reader, writer = await asyncio.open_unix_connection(sock=sock)
+        try:
+            assert await asyncio.wait_for(reader.readexactly(19), DEADLINE_SECONDS) == b"server speaks first"
+        finally:
+            writer.close()
+            await writer.wait_closed()
 
 
 @pytest.mark.parametrize(("host", "family"), [("0.0.0.0", socket.AF_INET), ("::1", socket.AF_INET6)],

@@ -1,7 +1,8 @@
 """The `tunnel` op: a raw byte pipe between the client and a TCP port on the sandbox's loopback.
 
-    tunnel {port}   -> {"type": "connected"}, then raw bytes both ways until both directions end;
-                       or {"type": "error", "code": "PORT_CLOSED", ...} when nothing listens there.
+    tunnel {port, activity?}  -> {"type": "connected"}, then raw bytes both ways until both directions
+                                 end; or {"type": "error", "code": "PORT_CLOSED", ...} when nothing
+                                 listens there.
 
 The agent connects to 127.0.0.1:port, then [::1]:port (a server bound to 0.0.0.0 is reached on
 127.0.0.1; one bound to ::1 only on the second try), each with a short connect timeout. After the
@@ -11,7 +12,9 @@ directions have ended (or at once, both ways, when either side fails). Each dire
 its own thread (the connection's thread and one more), so a full-duplex transfer cannot deadlock.
 
 Servers bound to localhost work even in a sandbox without network (`networkBlockAll`): the tunnel
-never leaves the sandbox's network namespace. An open tunnel is client activity (see `Tunnels.busy`).
+never leaves the sandbox's network namespace. An open tunnel is client activity (see `Tunnels.busy`),
+unless the request says `"activity": false` (the preview proxy reports its own traffic, per request,
+and pooled keep-alive tunnels must not keep an idle sandbox awake).
 """
 from __future__ import annotations
 
@@ -52,15 +55,20 @@ def tunnel(message: dict, context, connection) -> None:  # type: ignore[no-untyp
     port = message.get("port")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise AgentError(BAD_REQUEST, "'port' must be an integer from 1 to 65535")
+    counted = message.get("activity", True)
+    if not isinstance(counted, bool):
+        raise AgentError(BAD_REQUEST, "'activity' must be a boolean")
     target = connect_loopback(port)
     if target is None:
         raise AgentError(PORT_CLOSED, "nothing is listening on port %d in the sandbox" % (port,))
-    tunnels = context.area("tunnels", Tunnels)
-    tunnels.opened()
+    tunnels = context.area("tunnels", Tunnels) if counted else None
+    if tunnels is not None:
+        tunnels.opened()
     try:
         _pipe(connection.sock, target)
     finally:
-        tunnels.closed()
+        if tunnels is not None:
+            tunnels.closed()
         target.close()
 
 

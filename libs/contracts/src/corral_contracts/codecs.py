@@ -6,6 +6,7 @@ import msgspec
 
 from .envelope import CommandEnvelope, EventEnvelope
 from .identity import IdentityEvent
+from .preview import PreviewWakeReply, PreviewWakeRequest, SignedPreviewUrlEvent
 from .runner import AssignmentsRequest, RunnerAssignments, RunnerCommand, RunnerFact, RunnerHeartbeat
 from .sandbox import SandboxEvent
 
@@ -22,7 +23,10 @@ runner_heartbeat = msgspec.json.Decoder(RunnerHeartbeat)
 runner_assignments = msgspec.json.Decoder(RunnerAssignments)
 assignments_request = msgspec.json.Decoder(AssignmentsRequest)
 
-RecordedEvent = SandboxEvent | IdentityEvent
+preview_wake_request = msgspec.json.Decoder(PreviewWakeRequest)
+preview_wake_reply = msgspec.json.Decoder(PreviewWakeReply)
+
+RecordedEvent = SandboxEvent | IdentityEvent | SignedPreviewUrlEvent
 """Everything the api's event store records."""
 
 recorded_events = msgspec.json.Decoder(EventEnvelope[RecordedEvent])

@@ -65,6 +65,10 @@ def dead_letter_subject(stream: str, durable: str) -> str:
 RUNNER_ASSIGNMENTS = "rpc.api.runner_assignments"
 """Request/reply: `AssignmentsRequest` -> `RunnerAssignments`, the sandboxes the api placed on a runner."""
 
+PREVIEW_WAKE = "rpc.api.preview_wake"
+"""Request/reply: `PreviewWakeRequest` -> `PreviewWakeReply`, the proxy waking a stopped sandbox whose preview
+was visited."""
+
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 

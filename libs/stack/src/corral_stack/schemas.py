@@ -11,6 +11,7 @@ import msgspec
 
 from corral_contracts.codecs import RecordedEvent
 from corral_contracts.envelope import CommandEnvelope, EventEnvelope
+from corral_contracts.preview import PreviewWakeReply, PreviewWakeRequest
 from corral_contracts.runner import (
     AssignmentsRequest, RunnerAssignments, RunnerCommand, RunnerFact, RunnerHeartbeat,
 )
@@ -24,6 +25,8 @@ def contract_schemas() -> dict[str, Any]:
         "RunnerHeartbeat": RunnerHeartbeat,
         "AssignmentsRequest": AssignmentsRequest,
         "RunnerAssignments": RunnerAssignments,
+        "PreviewWakeRequest": PreviewWakeRequest,
+        "PreviewWakeReply": PreviewWakeReply,
     }
     schemas, components = msgspec.json.schema_components(list(roots.values()), ref_template="#/$defs/{name}")
     return {

@@ -17,7 +17,7 @@ from ..app.directory import SandboxDirectory
 from ..app.sandboxes import SandboxService
 from ..domain.errors import DomainError, InvalidRequest
 from ..domain.identity import hash_key
-from . import dto
+from . import dto, preview_routes
 from .openapi import openapi_document
 from .realtime import PATH as REALTIME_PATH
 from .routes import Query, Route
@@ -229,7 +229,7 @@ ROUTES: tuple[Route, ...] = (
           "The key of the sandbox's signed file URLs (a JSON string; issued on first request)", response=str),
     Route("POST", ID + "/signing-key/rotate", rotate_signing_key,
           "Replace the signing key: URLs signed with the previous key stop working", response=str),
-)
+) + preview_routes.ROUTES
 
 
 def authenticate(directory: SandboxDirectory, public_paths: frozenset[str]):  # type: ignore[no-untyped-def]

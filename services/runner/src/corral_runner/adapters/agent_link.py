@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
@@ -57,6 +58,12 @@ class AgentLink:
         when the sandbox's agent does not answer."""
         async with self._socket(sandbox_id) as path:
             return await client.open_tunnel(path, port)
+
+    async def tunnel_socket(self, sandbox_id: str, port: int, *, activity: bool = True) -> socket.socket:
+        """The same tunnel as a connected raw socket (`client.tunnel_socket`), for transports that wrap
+        it themselves (the preview connector)."""
+        async with self._socket(sandbox_id) as path:
+            return await client.tunnel_socket(path, port, activity=activity)
 
     async def activity(self, sandbox_id: str) -> int:
         """How many client jobs run in the sandbox now (execs, session commands, open terminals, tunnels)."""
