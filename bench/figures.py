@@ -35,9 +35,15 @@ class Series:
         ordered = sorted(self.samples)
         return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
+    @property
+    def p99(self) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
     def summary(self) -> dict[str, object]:
         out: dict[str, object] = {"name": self.name, "unit": self.unit, "n": len(self.samples),
-                                  "median": round(self.median, 3), "p95": round(self.p95, 3), "budget": self.budget}
+                                  "median": round(self.median, 3), "p95": round(self.p95, 3),
+                                  "p99": round(self.p99, 3), "budget": self.budget}
         if self.floor is not None:
             out["floor"] = self.floor.summary()
         return out
