@@ -14,6 +14,7 @@ from . import toolbox_pty
 from . import toolbox_files
 from . import toolbox_sessions
 from . import webhooks
+from . import previews
 from .figures import Options, Series
 
 Suite = Callable[[Stack, Options], Awaitable[list[Series]]]
@@ -25,4 +26,5 @@ SUITES: list[tuple[str, Suite]] = [
     ("toolbox_files", toolbox_files.run),
     ("toolbox_sessions", toolbox_sessions.run),
     ("webhooks", webhooks.run),
+    ("previews", previews.run),
 ]

@@ -12,10 +12,11 @@ exec's process group.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from .errors import AgentError
+from .errors import PORT_CLOSED, AgentError
 from .framing import (
     HEADER_BYTES,
     MAX_REQUEST_BYTES,
@@ -29,7 +30,8 @@ from .framing import (
 FINAL_FRAME_TYPES = frozenset({"exit", "error", "pong", "result"})
 """A reply ends with one of these; one-shot ops answer with a single `result` frame."""
 
-__all__ = ["AgentError", "AgentStream", "AgentUnavailable", "ProtocolViolation", "call", "open_stream", "ping"]
+__all__ = ["AgentError", "AgentStream", "AgentUnavailable", "PortClosed", "ProtocolViolation", "call", "open_stream",
+           "open_tunnel", "ping", "tunnel_socket"]
 
 
 class AgentUnavailable(Exception):
@@ -38,6 +40,14 @@ class AgentUnavailable(Exception):
 
 class ProtocolViolation(Exception):
     """The agent sent bytes that are not frames of the protocol."""
+
+
+class PortClosed(AgentError):
+    """`tunnel`: nothing listens on the port on the sandbox's loopback."""
+
+    def __init__(self, port: int, message: str = ""):
+        super().__init__(PORT_CLOSED, message or f"nothing is listening on port {port} in the sandbox")
+        self.port = port
 
 
 async def call(socket_path: str, request: dict) -> AsyncIterator[dict]:
@@ -181,3 +191,76 @@ async def open_stream(socket_path: str, request: dict) -> AgentStream:
         await stream.close()
         raise AgentUnavailable(f"the agent dropped the connection: {error}") from error
     return stream
+
+
+async def open_tunnel(socket_path: str, port: int, timeout: float = 10.0, *, activity: bool = True) -> AgentStream:
+    """A raw byte pipe to `port` on the sandbox's loopback (the agent's `tunnel` op).
+
+    Returns the stream once the agent said `connected`: from then on `send_raw`/`read_raw` carry the
+    TCP stream, `half_close()` sends EOF to the sandbox side, and `read_raw` returns b"" once the
+    sandbox side has ended. Raises `PortClosed` when nothing listens, `AgentError` for other
+    refusals, `AgentUnavailable` when no agent answers within `timeout` seconds. With
+    `activity=False` the open tunnel does not count as client activity (the caller reports it)."""
+    sock = await tunnel_socket(socket_path, port, timeout, activity=activity)
+    try:
+        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=1024 * 1024)
+    except BaseException:
+        sock.close()
+        raise
+    return AgentStream(reader, writer)
+
+
+async def tunnel_socket(socket_path: str, port: int, timeout: float = 10.0, *, activity: bool = True) -> socket.socket:
+    """The agent's `tunnel` handshake on a fresh non-blocking unix socket, which is returned once the
+    agent said `connected` (nothing past that frame has been read from it): hand it to
+    `loop.create_unix_connection(factory, sock=...)`. Raises as `open_tunnel`."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    request: dict = {"op": "tunnel", "port": port}
+    if not activity:
+        request["activity"] = False
+    try:
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.sock_connect(sock, socket_path)
+                await loop.sock_sendall(sock, encode_frame(request))
+                header = await _sock_read_exactly(loop, sock, HEADER_BYTES)
+                body = await _sock_read_exactly(loop, sock, frame_length(header, MAX_RESPONSE_BYTES)) if header else b""
+        except TimeoutError:
+            raise AgentUnavailable(f"the agent did not open the tunnel to port {port} within {timeout}s") from None
+        except FrameError as error:
+            raise ProtocolViolation(str(error)) from None
+        except OSError as error:
+            raise AgentUnavailable(f"cannot reach the agent at {socket_path}: {error}") from error
+        if not header:
+            raise AgentUnavailable("the agent closed the connection before opening the tunnel")
+        try:
+            frame = decode_body(body)
+        except FrameError as error:
+            raise ProtocolViolation(str(error)) from None
+        if frame.get("type") == "connected":
+            return sock
+        code, message = str(frame.get("code") or ""), str(frame.get("message") or "")
+        if frame.get("type") == "error" and code == PORT_CLOSED:
+            raise PortClosed(port, message)
+        if frame.get("type") == "error":
+            raise AgentError(code or "AGENT_ERROR", message)
+        raise ProtocolViolation(f"unexpected reply to tunnel: {frame!r}")
+    except BaseException:
+        sock.close()
+        raise
+
+
+async def _sock_read_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:
+    """Exactly `size` bytes (never more: what follows belongs to the caller), b"" at a clean EOF
+    before the first byte; FrameError if the stream ends midway."""
+    data = bytearray()
+    while len(data) < size:
+        chunk = await loop.sock_recv(sock, size - len(data))
+        if not chunk:
+            if not data:
+                return b""
+            raise FrameError(f"the agent ended the stream after {len(data)} of {size} bytes")
+        data += chunk
+    return bytes(data)

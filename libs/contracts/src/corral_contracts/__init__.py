@@ -1,7 +1,7 @@
 """Corral's messages: the only place commands, events, subjects and streams are defined."""
 
-from . import codecs, guard, identity, runner, sandbox, snapshot, snapshot_manager, subjects, volume, webhooks
+from . import codecs, guard, identity, preview, runner, sandbox, snapshot, snapshot_manager, subjects, volume, webhooks
 from .envelope import CommandEnvelope, EventEnvelope
 
-__all__ = ["CommandEnvelope", "EventEnvelope", "codecs", "guard", "identity", "runner", "sandbox", "snapshot",
-           "snapshot_manager", "subjects", "volume", "webhooks"]
+__all__ = ["CommandEnvelope", "EventEnvelope", "codecs", "guard", "identity", "preview", "runner", "sandbox",
+           "snapshot", "snapshot_manager", "subjects", "volume", "webhooks"]

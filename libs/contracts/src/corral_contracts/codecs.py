@@ -6,6 +6,7 @@ import msgspec
 
 from .envelope import CommandEnvelope, EventEnvelope
 from .identity import IdentityEvent
+from .preview import PreviewWakeReply, PreviewWakeRequest, SignedPreviewUrlEvent
 from .runner import AssignmentsRequest, RunnerAssignments, RunnerCommand, RunnerFact, RunnerHeartbeat
 from .sandbox import SandboxEvent
 from .snapshot import SnapshotEvent
@@ -35,7 +36,11 @@ snapshot_manager_commands = msgspec.json.Decoder(CommandEnvelope[SnapshotManager
 snapshot_manager_facts = msgspec.json.Decoder(EventEnvelope[SnapshotManagerFact])
 build_log_chunk = msgspec.json.Decoder(BuildLogChunk)
 
-RecordedEvent = SandboxEvent | IdentityEvent | SnapshotEvent | VolumeEvent | WebhookEndpointEvent
+preview_wake_request = msgspec.json.Decoder(PreviewWakeRequest)
+preview_wake_reply = msgspec.json.Decoder(PreviewWakeReply)
+
+RecordedEvent = (SandboxEvent | IdentityEvent | SnapshotEvent | VolumeEvent | WebhookEndpointEvent
+                 | SignedPreviewUrlEvent)
 """Everything the api's event store records."""
 
 recorded_events = msgspec.json.Decoder(EventEnvelope[RecordedEvent])

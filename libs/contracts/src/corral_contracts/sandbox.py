@@ -85,7 +85,8 @@ class SandboxStarted(_SandboxEvent):
 
 
 class SandboxStartRequested(_SandboxEvent):
-    pass
+    reason: str = "user"
+    """`user`, or what woke it (`preview-visit`)."""
 
 
 class SandboxStopRequested(_SandboxEvent):
@@ -144,6 +145,8 @@ class SandboxRestoreRequested(_SandboxEvent):
     """Start of an archived sandbox: a new container from its archived filesystem."""
 
     image: str
+    reason: str = "user"
+    """`user`, or what woke it (`preview-visit`)."""
 
 
 class SandboxResizeRequested(_SandboxEvent):
@@ -173,6 +176,12 @@ class SandboxSigningKeyRotated(_SandboxEvent):
     URLs signed with an earlier key stop working. The proxy verifies signatures with it."""
 
     signing_key: str
+
+
+class SandboxPublicChanged(_SandboxEvent):
+    """Previews of the sandbox need no credentials (`public`), or need them again."""
+
+    public: bool
 
 
 class SandboxNameClaimed(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -216,6 +225,7 @@ SandboxEvent = Union[
     SandboxBuildStarted,
     SandboxSnapshotReady,
     SandboxBuildFailed,
+    SandboxPublicChanged,
     SandboxNameClaimed,
     SandboxNameReleased,
 ]

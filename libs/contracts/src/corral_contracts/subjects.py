@@ -99,6 +99,10 @@ WEBHOOK_REPLAY = "rpc.webhooks.replay"
 WEBHOOK_SEND_TEST = "rpc.webhooks.send_test"
 """Request/reply: `SendTestRequest` -> `SendTestReply` (api -> webhooks)."""
 
+PREVIEW_WAKE = "rpc.api.preview_wake"
+"""Request/reply: `PreviewWakeRequest` -> `PreviewWakeReply`, the proxy waking a stopped sandbox whose preview
+was visited."""
+
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 

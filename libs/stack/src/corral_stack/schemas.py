@@ -12,6 +12,7 @@ import msgspec
 from corral_contracts import webhooks
 from corral_contracts.codecs import RecordedEvent, WebhooksRecordedEvent
 from corral_contracts.envelope import CommandEnvelope, EventEnvelope
+from corral_contracts.preview import PreviewWakeReply, PreviewWakeRequest
 from corral_contracts.runner import (
     AssignmentsRequest, RunnerAssignments, RunnerCommand, RunnerFact, RunnerHeartbeat,
 )
@@ -34,6 +35,8 @@ def contract_schemas() -> dict[str, Any]:
         "WebhookSendTestReply": webhooks.SendTestReply,
         "DisableWebhookEndpointRequest": webhooks.DisableEndpointRequest,
         "DisableWebhookEndpointReply": webhooks.DisableEndpointReply,
+        "PreviewWakeRequest": PreviewWakeRequest,
+        "PreviewWakeReply": PreviewWakeReply,
     }
     schemas, components = msgspec.json.schema_components(list(roots.values()), ref_template="#/$defs/{name}")
     return {

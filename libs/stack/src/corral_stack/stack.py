@@ -160,8 +160,16 @@ class Stack:
         service.start()
         self.wait_ready()
 
+    def add_service(self, name: str, module: str, **env: str) -> ServiceProcess:
+        """Start one more service process (a second proxy replica, say); it stops with the stack."""
+        service = self._service(name, module, **env)
+        self.services[name] = service
+        return service.start()
+
     def stop(self) -> None:
-        for name in ["proxy", "webhooks", *[n for n in self.services if n.startswith("runner")], "api"]:
+        runners = [n for n in self.services if n.startswith("runner")]
+        front = [n for n in self.services if n != "api" and n not in runners]
+        for name in [*front, *runners, "api"]:
             if name in self.services:
                 self.services[name].stop()
         if self.nats:

@@ -13,12 +13,14 @@ from corral_contracts import codecs
 from corral_contracts.codecs import RecordedEvent
 from corral_contracts.runner import RunnerHeartbeat
 from corral_contracts.subjects import (
-    ACTIVITY_BUCKET, DISABLE_WEBHOOK_ENDPOINT, EVT_STREAM, RUNNER_ASSIGNMENTS, RUNNERS_BUCKET, events_of,
+    ACTIVITY_BUCKET, DISABLE_WEBHOOK_ENDPOINT, EVT_STREAM, PREVIEW_WAKE, RUNNER_ASSIGNMENTS, RUNNERS_BUCKET,
+    events_of,
 )
 from corral_eventstore import ConcurrencyConflict, EventLog, OutboxRelay
 from corral_messaging import Bus, Consumer, ConsumerPolicy, JetStreamBus
 
 from .app.directory import SandboxDirectory
+from .app.previews import PreviewLinks, PreviewService
 from .app.sandboxes import Limits, SandboxService
 from .app.supervisor import Supervisor
 from .app.webhook_endpoints import EndpointIndex, WebhookService
@@ -26,6 +28,7 @@ from .domain import supervision
 from .domain.identity import admin_key_created, hash_key, key_id_for
 from .entrypoints.consumers import AssignmentDesk, FactRecorder, ProcessManager
 from .entrypoints.http import create_app
+from .entrypoints.preview_routes import PREVIEWS, WakeDesk
 from .entrypoints.realtime import EventStream
 from .entrypoints.webhooks_rpc import DisableDesk
 from .settings import Settings
@@ -66,6 +69,11 @@ class Api:
         self.app = create_app(self.service, self.directory, settings.toolbox_proxy_url,
                               status=lambda: {"sweeps": self.supervisor.sweeps, "logPosition": self.directory.position},
                               webhooks=self.webhooks)
+        self.previews = PreviewService(event_log=event_log, sandboxes=self.service, recorded=self.recorded,
+                                       links=PreviewLinks(base=settings.preview_url, proxy=settings.proxy_url,
+                                                          form=settings.preview_url_form))
+        self.app[PREVIEWS] = self.previews
+        self.wake_desk = WakeDesk(self.previews)
         self.realtime = EventStream(self.directory, settings.toolbox_proxy_url)
         self.realtime.attach(self.app)
         self.app.cleanup_ctx.append(self._lifespan)
@@ -121,6 +129,7 @@ class Api:
             await consumer.start()
         await self.bus.serve(RUNNER_ASSIGNMENTS, self.assignments.handle)
         await self.bus.serve(DISABLE_WEBHOOK_ENDPOINT, DisableDesk(self.webhooks).handle)
+        await self.bus.serve(PREVIEW_WAKE, self.wake_desk.handle)
         self.supervisor.start()
         log.info("api ready: %d sandboxes, log position %d", len(self.directory.sandboxes), self.directory.position)
 

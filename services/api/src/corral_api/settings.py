@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -29,7 +30,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Scales every transitional state's deadline. Only tests shorten them."""
     webhooks_allow_private: bool = False
     """Accept webhook endpoints on loopback/private/link-local addresses (CORRAL_WEBHOOKS_ALLOW_PRIVATE=1)."""
+    preview_url: str = "http://preview.localhost:4000"
+    """Base of preview URLs: `{port}-{id}.` goes before its host (CORRAL_PREVIEW_URL; default: host
+    `preview.localhost`, scheme and port of the toolbox proxy URL)."""
+    preview_url_form: str = "host"
+    """`host` (`{port}-{id}.{domain}`) or `path` (`{proxy}/preview/{id}/{port}/`, for places without
+    wildcard DNS) in the URLs the api hands out (CORRAL_PREVIEW_URL_FORM)."""
     log_level: str = "INFO"
+
+    @property
+    def proxy_url(self) -> str:
+        """The proxy's base URL: the toolbox proxy URL without its `/toolbox`."""
+        return self.toolbox_proxy_url.removesuffix("/toolbox")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -53,6 +65,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             deadline_factor=float(env.get("CORRAL_DEADLINE_FACTOR", "1")),
             backup_every=float(env.get("CORRAL_BACKUP_EVERY", "3600")),
             webhooks_allow_private=flag(env.get("CORRAL_WEBHOOKS_ALLOW_PRIVATE", "")),
+            preview_url=env.get("CORRAL_PREVIEW_URL") or default_preview_url(
+                env.get("CORRAL_TOOLBOX_PROXY_URL", "http://127.0.0.1:4000/toolbox")),
+            preview_url_form=_form(env.get("CORRAL_PREVIEW_URL_FORM", "host")),
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
         )
 
@@ -65,6 +80,18 @@ def event_store_url(home: Path, env: dict[str, str]) -> str:
 
 def flag(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
+def default_preview_url(toolbox_proxy_url: str) -> str:
+    """`preview.localhost` (resolves to the loopback in browsers and curl without DNS set-up) with the
+    scheme and port of the proxy."""
+    parts = urlsplit(toolbox_proxy_url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme or 'http'}://preview.localhost{port}"
+
+
+def _form(value: str) -> str:
+    if value not in ("host", "path"):
+        raise SystemExit(f"CORRAL_PREVIEW_URL_FORM must be host or path, not {value!r}")
+    return value
 
 
 def _read(path: Path) -> str:

@@ -141,6 +141,8 @@ def evolve(sandbox: Sandbox | None, event: Any, version: int, at: datetime) -> S
             change |= {"oom_kills": sandbox.oom_kills + event.kills, "last_oom_at": at, "oom_run": event.run,
                        "oom_run_kills": event.count}
             del change["updated_at"]
+        case ev.SandboxPublicChanged(public=public):
+            change |= {"public": public}
         case _:
             return sandbox
     return msgspec.structs.replace(sandbox, **change)
@@ -149,13 +151,14 @@ def evolve(sandbox: Sandbox | None, event: Any, version: int, at: datetime) -> S
 # --- decisions ---------------------------------------------------------------------------------
 
 
-def request_start(sandbox: Sandbox) -> list[Any]:
+def request_start(sandbox: Sandbox, reason: str = "user") -> list[Any]:
+    """`reason`: `user`, or what woke the sandbox (`preview-visit`)."""
     if sandbox.state in ("started", "starting", "creating", "restoring"):
         return []
     if sandbox.state == "archived" and sandbox.archive_image:
-        return [ev.SandboxRestoreRequested(sandbox_id=sandbox.id, image=sandbox.archive_image)]
+        return [ev.SandboxRestoreRequested(sandbox_id=sandbox.id, image=sandbox.archive_image, reason=reason)]
     if sandbox.state in ("stopped", "error"):
-        return [ev.SandboxStartRequested(sandbox_id=sandbox.id)]
+        return [ev.SandboxStartRequested(sandbox_id=sandbox.id, reason=reason)]
     raise InvalidState(f"Sandbox {sandbox.id} cannot be started while it is {sandbox.state}")
 
 
@@ -237,6 +240,15 @@ def set_timers(sandbox: Sandbox, *, auto_stop: int | None = None, auto_archive: 
     same = all(getattr(changed, name) in (None, getattr(sandbox, name))
                for name in ("auto_stop_interval", "auto_archive_interval", "auto_delete_interval"))
     return [] if same else [changed]
+
+
+def set_public(sandbox: Sandbox, public: bool) -> list[Any]:
+    """Previews open to anyone, or private again (the preview token, an API key or a signed URL)."""
+    if sandbox.state in ("destroying", "destroyed"):
+        raise InvalidState(f"Sandbox {sandbox.id} is {sandbox.state}")
+    if sandbox.public == public:
+        return []
+    return [ev.SandboxPublicChanged(sandbox_id=sandbox.id, public=public)]
 
 
 def issue_signing_key(sandbox: Sandbox, candidate: str) -> list[Any]:

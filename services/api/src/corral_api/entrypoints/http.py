@@ -19,7 +19,7 @@ from ..app.webhook_endpoints import WebhookService
 from ..domain.errors import DomainError, InvalidRequest
 from ..domain.guard import parse_allow_list
 from ..domain.identity import hash_key
-from . import dto
+from . import dto, preview_routes
 from .openapi import openapi_document
 from .realtime import PATH as REALTIME_PATH
 from .routes import Query, Route
@@ -256,7 +256,7 @@ ROUTES: tuple[Route, ...] = (
           "The key of the sandbox's signed file URLs (a JSON string; issued on first request)", response=str),
     Route("POST", ID + "/signing-key/rotate", rotate_signing_key,
           "Replace the signing key: URLs signed with the previous key stop working", response=str),
-)
+) + preview_routes.ROUTES
 ROUTES += WEBHOOK_ROUTES
 
 

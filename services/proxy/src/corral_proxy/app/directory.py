@@ -7,11 +7,13 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 
 from corral_contracts import codecs
+from corral_contracts.preview import SignedPreviewUrlIssued
 
 from ..domain import signing
-from ..domain.routes import Route, RouteTable
+from ..domain.routes import Grant, Route, RouteTable
 
 RUNNER_CACHE_SECONDS = 5.0
 SETTLING = ("creating", "starting", "restoring")
@@ -40,6 +42,8 @@ class Directory:
     async def apply(self, data: bytes) -> None:
         envelope = codecs.recorded_events.decode(data)
         self.table.apply(envelope.payload)
+        if isinstance(envelope.payload, SignedPreviewUrlIssued):
+            self.table.prune_grants(datetime.now(timezone.utc))
         async with self._changed:
             self._changed.notify_all()
 
@@ -54,6 +58,25 @@ class Directory:
                 return True
             except TimeoutError:
                 return False
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait (bounded) until the table, as events change it, satisfies `predicate`."""
+        return await self._wait(predicate, timeout)
+
+    async def find(self, sandbox_id: str, wait: float) -> Route | None:
+        """The sandbox's route; one the proxy has not heard of yet gets a short wait (its creation may be
+        a few milliseconds behind the caller)."""
+        table = self.table
+        if sandbox_id not in table.routes:
+            await self._wait(lambda: sandbox_id in table.routes, wait)
+        return table.routes.get(sandbox_id)
+
+    async def grant(self, token_hash: str, wait: float) -> Grant | None:
+        """The signed preview URL with this token, waiting briefly for one issued a moment ago."""
+        grants = self.table.grants
+        if token_hash not in grants:
+            await self._wait(lambda: token_hash in grants, wait)
+        return grants.get(token_hash)
 
     async def route(self, sandbox_id: str, organization_id: str) -> Route:
         """The sandbox's route if it belongs to the organization and is started.

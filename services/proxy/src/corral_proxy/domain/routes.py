@@ -1,13 +1,16 @@
-"""The proxy's routing table, folded from events: which sandbox lives where, whose it is, and which
-API keys may reach it. Pure: the same events always give the same table."""
+"""The proxy's routing table, folded from events: which sandbox lives where, whose it is, which API
+keys may reach it, and who may see its previews (public flag, preview token, signed preview URLs).
+Pure: the same events always give the same table."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from corral_contracts import identity as idev
+from corral_contracts import preview as pv
 from corral_contracts import sandbox as ev
 
 
@@ -18,6 +21,19 @@ class Route(msgspec.Struct, kw_only=True):
     state: str
     signing_key: str = ""
     """The key signed file URLs are checked against (`SandboxSigningKeyRotated`)."""
+    public: bool = False
+    """Previews open to anyone (`SandboxPublicChanged`)."""
+    preview_token: str = ""
+    """The token that opens the sandbox's private previews."""
+
+
+class Grant(msgspec.Struct, kw_only=True):
+    """A signed preview URL: one port of one sandbox, until `expires_at` (or revoked)."""
+
+    sandbox_id: str
+    port: int
+    expires_at: datetime
+    revoked: bool = False
 
 
 STATE_AFTER = {
@@ -35,13 +51,27 @@ class RouteTable:
         self.keys: dict[str, str] = {}
         """SHA-256 of an API key -> its organization."""
         self._key_hashes: dict[str, str] = {}
+        self.grants: dict[str, Grant] = {}
+        """SHA-256 of a signed preview URL's token -> what it opens."""
 
     def apply(self, payload: Any) -> None:
         match payload:
             case ev.SandboxCreated():
                 self.routes[payload.sandbox_id] = Route(sandbox_id=payload.sandbox_id,
                                                         organization_id=payload.organization_id,
-                                                        runner_id=payload.runner_id, state="creating")
+                                                        runner_id=payload.runner_id, state="creating",
+                                                        public=payload.public, preview_token=payload.preview_token)
+            case ev.SandboxPublicChanged():
+                route = self.routes.get(payload.sandbox_id)
+                if route is not None:
+                    route.public = payload.public
+            case pv.SignedPreviewUrlIssued():
+                self.grants[payload.token_hash] = Grant(sandbox_id=payload.sandbox_id, port=payload.port,
+                                                        expires_at=payload.expires_at)
+            case pv.SignedPreviewUrlExpired():
+                grant = self.grants.get(payload.token_hash)
+                if grant is not None:
+                    grant.revoked = True
             case ev.SandboxSigningKeyRotated():
                 route = self.routes.get(payload.sandbox_id)
                 if route is not None:
@@ -59,3 +89,10 @@ class RouteTable:
                         del self.routes[route.sandbox_id]
                     else:
                         route.state = state
+
+    def prune_grants(self, now: datetime) -> int:
+        """Forget signed preview URLs whose time is up (they can never open anything again)."""
+        ended = [token_hash for token_hash, grant in self.grants.items() if grant.expires_at <= now]
+        for token_hash in ended:
+            del self.grants[token_hash]
+        return len(ended)

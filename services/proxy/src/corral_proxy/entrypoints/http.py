@@ -1,4 +1,5 @@
-"""The proxy's HTTP front: `/toolbox/{sandboxId}/...` -> the runner that hosts the sandbox.
+"""The proxy's HTTP front: `/toolbox/{sandboxId}/...` -> the runner that hosts the sandbox (and the
+preview URLs, entrypoints/previews.py).
 
 Bodies are streamed both ways (never held whole in memory); the caller's API key is checked against
 the sandbox's organization and replaced by the internal token on the hop to the runner.
@@ -14,28 +15,35 @@ import aiohttp
 from aiohttp import web
 
 from corral_web import error_response, json_errors
+from corral_web.websockets import bridge, is_websocket
 
 from ..app.activity import ActivityReporter
 from ..app.directory import Directory, Refused
+from ..app.previews import PreviewGate
 from ..domain import signing
-from .websockets import bridge, is_websocket
+from . import previews
+from .keys import ACTIVITY, DIRECTORY, INTERNAL_TOKEN, SESSION
 
 log = logging.getLogger(__name__)
 
-DIRECTORY = web.AppKey("directory", Directory)
-ACTIVITY = web.AppKey("activity", ActivityReporter)
-SESSION = web.AppKey("session", aiohttp.ClientSession)
-INTERNAL_TOKEN = web.AppKey("internal_token", str)
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
                         "transfer-encoding", "upgrade", "host", "authorization", "content-length"})
 PROXY = "DAYTONA_PROXY"
 
 
+INTERNAL_ONLY = frozenset({"tunnel"})
+"""First segments of runner toolbox paths for internal callers only (the raw port tunnel, used by the ssh
+gateway): never reachable through the proxy."""
+
+
 async def toolbox(request: web.Request) -> web.StreamResponse:
     directory = request.app[DIRECTORY]
     sandbox_id = request.match_info["sandbox_id"]
     query = request.query
+    if request.match_info["tail"].lstrip("/").split("/", 1)[0] in INTERNAL_ONLY:
+        return error_response(404, f"Cannot {request.method} /toolbox/{sandbox_id}/{request.match_info['tail']}",
+                              "NOT_FOUND", PROXY)
     try:
         if signing.is_signed_request(request.method, request.match_info["tail"], query):
             # A signed file URL carries no API key: the signature (checked against the sandbox's key) is the grant.
@@ -60,7 +68,8 @@ async def toolbox(request: web.Request) -> web.StreamResponse:
     if is_websocket(request):
         keepalive = asyncio.create_task(activity.while_open(sandbox_id))
         try:
-            return await bridge(request, request.app[SESSION], url.replace("http", "ws", 1), headers)
+            return await bridge(request, request.app[SESSION], url.replace("http", "ws", 1), headers,
+                                params=request.query)
         finally:
             keepalive.cancel()
     body = request.content if request.body_exists else None
@@ -95,18 +104,22 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def create_app(directory: Directory, internal_token: str, activity: ActivityReporter) -> web.Application:
+def create_app(directory: Directory, internal_token: str, activity: ActivityReporter,
+               previews_gate: PreviewGate | None = None, *, preview_domain: str = "preview.localhost",
+               preview_port_wait: float = 10.0) -> web.Application:
     app = web.Application(middlewares=[json_errors()], client_max_size=1024**4)
     app[DIRECTORY] = directory
     app[ACTIVITY] = activity
     app[INTERNAL_TOKEN] = internal_token
     app.router.add_get("/health", health)
     app.router.add_route("*", "/toolbox/{sandbox_id}/{tail:.*}", toolbox)
+    if previews_gate is not None:
+        previews.setup(app, previews_gate, domain=preview_domain, port_wait=preview_port_wait)
 
     async def session(app: web.Application):  # type: ignore[no-untyped-def]
         connector = aiohttp.TCPConnector(limit=512, keepalive_timeout=60)
         app[SESSION] = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None),
-                                             auto_decompress=False)
+                                             auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
         yield
         await app[SESSION].close()
 

@@ -10,6 +10,7 @@ reached through that very inode (`/proc/self/fd/<fd>`): no name is resolved twic
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
@@ -63,8 +64,21 @@ class AgentLink:
         async with self._socket(sandbox_id) as path:
             return await client.open_stream(path, request)
 
+    async def open_tunnel(self, sandbox_id: str, port: int) -> client.AgentStream:
+        """A raw byte pipe to `port` on the sandbox's loopback (`client.open_tunnel`); the caller
+        closes it. Raises `client.PortClosed` when nothing listens there, `client.AgentUnavailable`
+        when the sandbox's agent does not answer."""
+        async with self._socket(sandbox_id) as path:
+            return await client.open_tunnel(path, port)
+
+    async def tunnel_socket(self, sandbox_id: str, port: int, *, activity: bool = True) -> socket.socket:
+        """The same tunnel as a connected raw socket (`client.tunnel_socket`), for transports that wrap
+        it themselves (the preview connector)."""
+        async with self._socket(sandbox_id) as path:
+            return await client.tunnel_socket(path, port, activity=activity)
+
     async def activity(self, sandbox_id: str) -> int:
-        """How many client jobs run in the sandbox now (execs, session commands, open terminals)."""
+        """How many client jobs run in the sandbox now (execs, session commands, open terminals, tunnels)."""
         async with self._socket(sandbox_id) as path:
             async with aclosing(client.call(path, {"op": "activity"})) as frames:
                 async for frame in frames:

@@ -14,10 +14,10 @@ from corral_web import json_errors, reply
 from ...adapters.agent_link import AgentLink
 from ...app.system import ContainerStats
 from ...app.toolbox import Toolbox
-from . import files, git, interpreter, process, pty, sessions, system
+from . import files, git, interpreter, port_proxy, process, pty, sessions, system, tunnel
 from .common import AGENT, TOOLBOX, internal_auth
 
-AREAS = (process, files, sessions, pty, interpreter, git, system)
+AREAS = (process, files, sessions, pty, interpreter, git, system, tunnel, port_proxy)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -30,6 +30,7 @@ def create_toolbox_app(agent: AgentLink, internal_token: str,
     app[AGENT] = agent
     app[TOOLBOX] = Toolbox(agent)
     system.setup(app, container_stats)
+    port_proxy.setup(app, agent)
     app.router.add_get("/health", health)
     for area in AREAS:
         app.add_routes(area.routes)

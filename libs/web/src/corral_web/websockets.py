@@ -1,22 +1,24 @@
-"""WebSocket bridging for the proxy: client <-> runner, frame for frame.
+"""WebSocket bridging, client <-> upstream, frame for frame: the proxy (client <-> runner) and the
+runner (proxy <-> an app in a sandbox, for previews) both use it.
 
 The client's offered subprotocols travel upstream (the PTY protocol carries its environment in one),
 the upstream's choice travels back, and close codes and reasons pass through unchanged (the SDK reads
 4008 as a timeout and a PTY's exit status from the close reason). A side that vanishes without a
 close frame is reported to the other with a valid code (never 1006, which may not be sent): the
-client gets 1014 (bad gateway) with a JSON `error` reason, so it never mistakes a lost runner for a
-normal end.
+client gets 1014 (bad gateway) with a JSON `error` reason, so it never mistakes a lost upstream for
+a normal end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
 
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from corral_web import error_response
+from . import error_response
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +47,41 @@ def sendable_code(code: int | None) -> int:
     return code
 
 
-async def bridge(request: web.Request, session: aiohttp.ClientSession, url: str,
-                 headers: dict[str, str]) -> web.StreamResponse:
-    """Open the upstream socket first (so a refusal becomes an HTTP error), then relay both ways."""
+ConnectError = Callable[[BaseException], web.StreamResponse | None]
+"""Maps a failure to open the upstream socket to the client's HTTP answer (None: the default one)."""
+
+
+async def bridge(request: web.Request, session: aiohttp.ClientSession, url: str, headers: Mapping[str, str], *,
+                 params: Mapping[str, str] | None = None, response_headers: Mapping[str, str] | None = None,
+                 on_connect_error: ConnectError | None = None, lost: bytes = UPSTREAM_LOST[1],
+                 source: str = PROXY) -> web.StreamResponse:
+    """Open the upstream socket first (so a refusal becomes an HTTP error), then relay both ways.
+
+    `params` are added to `url`'s query; `response_headers` go on the client's 101 answer; `lost` is the
+    close reason the client gets (with 1014) when the upstream vanishes without a close frame."""
     upstream_headers = {k: v for k, v in headers.items() if not k.lower().startswith("sec-websocket")}
     try:
-        upstream = await session.ws_connect(url, params=request.query, headers=upstream_headers,
+        upstream = await session.ws_connect(url, params=params, headers=upstream_headers,
                                             protocols=offered_protocols(request), autoping=True, max_msg_size=0,
                                             heartbeat=None)
-    except aiohttp.WSServerHandshakeError as error:
-        status = error.status if error.status and error.status >= 400 else 502
-        return error_response(status, f"The sandbox refused the WebSocket (HTTP {error.status})",
-                              "UPSTREAM_REFUSED", PROXY)
     except (aiohttp.ClientError, OSError) as error:
+        answer = on_connect_error(error) if on_connect_error else None
+        if answer is not None:
+            return answer
+        if isinstance(error, aiohttp.WSServerHandshakeError):
+            status = error.status if error.status and error.status >= 400 else 502
+            return error_response(status, f"The sandbox refused the WebSocket (HTTP {error.status})",
+                                  "UPSTREAM_REFUSED", source)
         log.warning("websocket upstream %s unreachable: %s", url, error)
-        return error_response(502, "The runner hosting the sandbox is unreachable", "RUNNER_UNAVAILABLE", PROXY)
+        return error_response(502, "The runner hosting the sandbox is unreachable", "RUNNER_UNAVAILABLE", source)
     client = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else (), max_msg_size=0,
                                    autoping=True)
+    for key, value in (response_headers or {}).items():
+        client.headers.add(key, value)
+    upstream_lost = (UPSTREAM_LOST[0], lost)
 
     async def downstream() -> None:
-        code, reason = await _relay(upstream, client) or UPSTREAM_LOST
+        code, reason = await _relay(upstream, client) or upstream_lost
         await client.close(code=code, message=reason)
 
     async def upstream_pump() -> None:
@@ -85,7 +102,7 @@ async def bridge(request: web.Request, session: aiohttp.ClientSession, url: str,
         if not upstream.closed:
             await upstream.close(code=CLIENT_LOST[0])
         if client.prepared and not client.closed:
-            await client.close(code=UPSTREAM_LOST[0], message=UPSTREAM_LOST[1])
+            await client.close(code=upstream_lost[0], message=upstream_lost[1])
     return client
 
 

@@ -1,4 +1,4 @@
-"""The proxy's WebSocket bridge against a real upstream aiohttp server (in-process, free ports)."""
+"""The WebSocket bridge (proxy and runner) against a real upstream aiohttp server (in-process, free ports)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
-from corral_proxy.entrypoints.websockets import bridge, sendable_code
+from corral_web.websockets import bridge, sendable_code
 
 EXIT_REASON = '{"exitCode":3}'
 SESSION = web.AppKey("session", aiohttp.ClientSession)
@@ -67,7 +67,7 @@ async def proxied() -> AsyncIterator[tuple[str, Upstream]]:
     async def proxy(request: web.Request) -> web.StreamResponse:
         tail = request.match_info["tail"]
         url = dead_url if tail == "dead" else f"{upstream.url}/{tail}"
-        return await bridge(request, request.app[SESSION], url, {"X-Hop": "via-proxy"})
+        return await bridge(request, request.app[SESSION], url, {"X-Hop": "via-proxy"}, params=request.query)
 
     async def session(app: web.Application) -> AsyncIterator[None]:
         app[SESSION] = aiohttp.ClientSession()
