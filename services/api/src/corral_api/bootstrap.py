@@ -18,12 +18,15 @@ from corral_messaging import Bus, Consumer, ConsumerPolicy, JetStreamBus
 
 from .app.directory import SandboxDirectory
 from .app.sandboxes import Limits, SandboxService
+from .app.ssh_access import SshAccessKeeper, SshAccessService
+from .app.ssh_index import SshIndex
 from .app.supervisor import Supervisor
 from .domain import supervision
 from .domain.identity import admin_key_created, hash_key, key_id_for
 from .entrypoints.consumers import AssignmentDesk, FactRecorder, ProcessManager
 from .entrypoints.http import create_app
 from .entrypoints.realtime import EventStream
+from .entrypoints.ssh_desk import SshDesk
 from .settings import Settings
 
 log = logging.getLogger("corral.api")
@@ -51,11 +54,19 @@ class Api:
                                      reissue_after=settings.reissue_after, minute=settings.minute,
                                      deadlines=supervision.scaled(settings.deadline_factor),
                                      backup=self.process_manager.backup, backup_every=settings.backup_every)
+        self.ssh_index = SshIndex()
+        self.directory.folds.append(self.ssh_index.apply)
+        self.ssh_access = SshAccessService(event_log=event_log, directory=self.directory, sandboxes=self.service,
+                                           index=self.ssh_index, recorded=self.recorded, ssh_host=settings.ssh_host,
+                                           ssh_port=settings.ssh_port)
+        self.service.related_streams.append(self.ssh_index.streams_of)
+        self.ssh_keeper = SshAccessKeeper(self.ssh_access, settings.ssh_sweep_interval)
         self.fact_recorder = FactRecorder(self.service)
         self.assignments = AssignmentDesk(self.directory)
         self.consumers: list[Consumer] = []
         self.app = create_app(self.service, self.directory, settings.toolbox_proxy_url,
-                              status=lambda: {"sweeps": self.supervisor.sweeps, "logPosition": self.directory.position})
+                              status=lambda: {"sweeps": self.supervisor.sweeps, "logPosition": self.directory.position},
+                              ssh_access=self.ssh_access)
         self.realtime = EventStream(self.directory, settings.toolbox_proxy_url)
         self.realtime.attach(self.app)
         self.app.cleanup_ctx.append(self._lifespan)
@@ -110,10 +121,13 @@ class Api:
         for consumer in self.consumers:
             await consumer.start()
         await self.bus.serve(RUNNER_ASSIGNMENTS, self.assignments.handle)
+        await SshDesk(self.ssh_access).serve(self.bus)
         self.supervisor.start()
+        self.ssh_keeper.start()
         log.info("api ready: %d sandboxes, log position %d", len(self.directory.sandboxes), self.directory.position)
 
     async def stop(self) -> None:
+        await self.ssh_keeper.stop()
         await self.supervisor.stop()
         for consumer in self.consumers:
             await consumer.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import msgspec
@@ -27,6 +28,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds between backups of a running sandbox (CORRAL_BACKUP_EVERY)."""
     deadline_factor: float = 1.0
     """Scales every transitional state's deadline. Only tests shorten them."""
+    ssh_host: str = "127.0.0.1"
+    """The host `sshCommand` names (CORRAL_SSH_PUBLIC_HOST, else the gateway's CORRAL_SSH_HOST)."""
+    ssh_port: int = 2222
+    """The port `sshCommand` names (CORRAL_SSH_PUBLIC_PORT, else the gateway's CORRAL_SSH_PORT)."""
+    ssh_sweep_interval: float = 10.0
+    """Seconds between the sweeps that record expired SSH tokens and revoke those of destroyed sandboxes."""
     log_level: str = "INFO"
 
     @classmethod
@@ -50,6 +57,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             minute=float(env.get("CORRAL_MINUTE_SECONDS", "60")),
             deadline_factor=float(env.get("CORRAL_DEADLINE_FACTOR", "1")),
             backup_every=float(env.get("CORRAL_BACKUP_EVERY", "3600")),
+            ssh_host=ssh_public_host(env),
+            ssh_port=int(env.get("CORRAL_SSH_PUBLIC_PORT") or env.get("CORRAL_SSH_PORT") or "2222"),
+            ssh_sweep_interval=float(env.get("CORRAL_SSH_SWEEP_INTERVAL", "10")),
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
         )
 
@@ -58,6 +68,12 @@ def event_store_url(home: Path, env: dict[str, str]) -> str:
     """The api's event store: `CORRAL_DATABASE_URL`, else SQLite under `$CORRAL_HOME/api/` (also read by
     `corral replay`)."""
     return env.get("CORRAL_DATABASE_URL") or f"sqlite:///{home / 'api' / 'events.db'}"
+
+
+def ssh_public_host(env: dict[str, str]) -> str:
+    """Where clients reach the ssh-gateway: a gateway listening on every address is named by this host's name."""
+    host = env.get("CORRAL_SSH_PUBLIC_HOST") or env.get("CORRAL_SSH_HOST") or "127.0.0.1"
+    return socket.gethostname() if host in ("0.0.0.0", "::") else host
 
 
 def _read(path: Path) -> str:

@@ -42,6 +42,8 @@ class SandboxDirectory:
         self.placed: Counter[str] = Counter()
         self.listeners: list[Callable[[Sandbox | None, Sandbox], None]] = []
         """Told of every sandbox change as it is folded (after start-up's initial catch-up too)."""
+        self.folds: list[Callable[[Recorded], None]] = []
+        """Other read models folded along (SSH access): given every recorded event, in log order."""
         self._changed = asyncio.Condition()
         self._tail = LogTail("sandbox-directory", self._follow_step, poll_interval=poll_interval)
         self._lock = asyncio.Lock()
@@ -50,6 +52,8 @@ class SandboxDirectory:
 
     def apply(self, event: Recorded) -> None:
         payload = event.payload
+        for fold in self.folds:
+            fold(event)
         if isinstance(payload, idev.ApiKeyCreated):
             self.api_keys[payload.key_hash] = ApiKeyEntry(payload.key_id, payload.organization_id, payload.prefix)
             return
@@ -66,7 +70,7 @@ class SandboxDirectory:
                 del self.names[(payload.organization_id, payload.name)]
             return
         sandbox_id = getattr(payload, "sandbox_id", None)
-        if sandbox_id is None:
+        if sandbox_id is None or getattr(type(payload), "__aggregate__", "sandbox") != "sandbox":
             return
         before = self.sandboxes.get(sandbox_id)
         after = evolve(before, payload, event.originator_version, event.timestamp)

@@ -17,7 +17,7 @@ from ..app.directory import SandboxDirectory
 from ..app.sandboxes import SandboxService
 from ..domain.errors import DomainError, InvalidRequest
 from ..domain.identity import hash_key
-from . import dto
+from . import dto, ssh_routes
 from .openapi import openapi_document
 from .realtime import PATH as REALTIME_PATH
 from .routes import Query, Route
@@ -229,7 +229,7 @@ ROUTES: tuple[Route, ...] = (
           "The key of the sandbox's signed file URLs (a JSON string; issued on first request)", response=str),
     Route("POST", ID + "/signing-key/rotate", rotate_signing_key,
           "Replace the signing key: URLs signed with the previous key stop working", response=str),
-)
+) + ssh_routes.ROUTES
 
 
 def authenticate(directory: SandboxDirectory, public_paths: frozenset[str]):  # type: ignore[no-untyped-def]
@@ -250,13 +250,16 @@ def authenticate(directory: SandboxDirectory, public_paths: frozenset[str]):  # 
 
 
 def create_app(service: SandboxService, directory: SandboxDirectory, toolbox_proxy_url: str,
-               status: Callable[[], dict[str, int]] = dict) -> web.Application:
+               status: Callable[[], dict[str, int]] = dict,
+               ssh_access: ssh_routes.SshAccessService | None = None) -> web.Application:
     public = frozenset(r.path for r in ROUTES if r.public)
     app = web.Application(middlewares=[json_errors(DomainError), authenticate(directory, public)], client_max_size=8 * 1024**2)
     app[SERVICE] = service
     app[DIRECTORY] = directory
     app[TOOLBOX_URL] = toolbox_proxy_url
     app[STATUS] = status
+    if ssh_access is not None:
+        app[ssh_routes.SSH_ACCESS] = ssh_access
     app[OPENAPI] = _encode(openapi_document(ROUTES))
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
