@@ -14,6 +14,7 @@ from corral_contracts.envelope import CommandEnvelope, EventEnvelope
 from corral_contracts.runner import (
     AssignmentsRequest, RunnerAssignments, RunnerCommand, RunnerFact, RunnerHeartbeat,
 )
+from corral_contracts import ssh
 
 
 def contract_schemas() -> dict[str, Any]:
@@ -24,6 +25,9 @@ def contract_schemas() -> dict[str, Any]:
         "RunnerHeartbeat": RunnerHeartbeat,
         "AssignmentsRequest": AssignmentsRequest,
         "RunnerAssignments": RunnerAssignments,
+        **{name: getattr(ssh, name) for name in (
+            "SshLoginRequest", "SshLoginReply", "SshWakeRequest", "SshWakeReply", "SshSessionReport",
+            "SshSessionCheck", "SshSessionCheckReply", "Ack")},
     }
     schemas, components = msgspec.json.schema_components(list(roots.values()), ref_template="#/$defs/{name}")
     return {
