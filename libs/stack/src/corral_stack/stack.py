@@ -1,4 +1,4 @@
-"""The whole platform on one machine: nats-server, api, runner(s) and proxy as separate processes.
+"""The whole platform on one machine: nats-server, api, runner(s), proxy and ssh-gateway as separate processes.
 
 `make run` uses it in the foreground; the test suite starts one per session on free ports with its
 own `CORRAL_HOME`, and fault tests kill and restart its processes.
@@ -31,6 +31,7 @@ class StackConfig(msgspec.Struct, kw_only=True):
     proxy_port: int = 4000
     runner_ports: dict[str, int] = msgspec.field(default_factory=lambda: {"local": 3003})
     nats_port: int = 4222
+    ssh_port: int = 2222
     container_labels: dict[str, str] = {}
     echo: bool = True
     admin_api_key: str | None = None
@@ -45,6 +46,7 @@ class StackConfig(msgspec.Struct, kw_only=True):
         """Free ports everywhere and unique runner names: for tests and benchmarks."""
         tag = os.urandom(3).hex()
         return cls(home=home, api_port=free_port(), proxy_port=free_port(), nats_port=free_port(),
+                   ssh_port=free_port(),
                    runner_ports={f"runner-{tag}-{i}": free_port() for i in range(runners)}, echo=echo,
                    container_labels=labels or {}, env=env or {})
 
@@ -93,6 +95,8 @@ class Stack:
             "CORRAL_ADMIN_API_KEY": self.admin_api_key,
             "CORRAL_INTERNAL_TOKEN": self.internal_token,
             "CORRAL_TOOLBOX_PROXY_URL": self.toolbox_url,
+            "CORRAL_SSH_HOST": self.config.host,
+            "CORRAL_SSH_PORT": str(self.config.ssh_port),
             "CORRAL_LOG_LEVEL": self.config.log_level,
             "DOCKER_HOST": self.docker_url,
             "PYTHONUNBUFFERED": "1",
@@ -122,6 +126,7 @@ class Stack:
                                                 CORRAL_RUNNER_LABELS=labels)
         self.services["proxy"] = self._service("proxy", "corral_proxy", CORRAL_PROXY_HOST=cfg.host,
                                                CORRAL_PROXY_PORT=str(cfg.proxy_port))
+        self.services["ssh-gateway"] = self._service("ssh-gateway", "corral_ssh_gateway")
         for service in self.services.values():
             service.start()
         self.wait_ready()
@@ -131,7 +136,8 @@ class Stack:
         """Every service answers and the api sees every runner."""
         deadline = time.monotonic() + timeout
         cfg = self.config
-        checks = [(cfg.host, cfg.proxy_port), *((cfg.host, p) for p in cfg.runner_ports.values())]
+        checks = [(cfg.host, cfg.proxy_port), (cfg.host, cfg.ssh_port),
+                  *((cfg.host, p) for p in cfg.runner_ports.values())]
         while time.monotonic() < deadline:
             for name, service in self.services.items():
                 if not service.running():
@@ -155,7 +161,7 @@ class Stack:
         self.wait_ready()
 
     def stop(self) -> None:
-        for name in ["proxy", *[n for n in self.services if n.startswith("runner")], "api"]:
+        for name in ["ssh-gateway", "proxy", *[n for n in self.services if n.startswith("runner")], "api"]:
             if name in self.services:
                 self.services[name].stop()
         if self.nats:

@@ -51,6 +51,11 @@ class AgentLink:
         async with self._socket(sandbox_id) as path:
             return await client.open_stream(path, request)
 
+    async def open_exec_stream(self, sandbox_id: str, request: dict[str, Any]) -> client.ExecStream:
+        """A started `exec_stream` (stdin, stdout, stderr, exit as mux frames); the caller closes it."""
+        async with self._socket(sandbox_id) as path:
+            return await client.open_exec_stream(path, request)
+
     async def activity(self, sandbox_id: str) -> int:
         """How many client jobs run in the sandbox now (execs, session commands, open terminals)."""
         async with self._socket(sandbox_id) as path:
