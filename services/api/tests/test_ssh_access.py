@@ -225,3 +225,15 @@ def test_superseded_keeps_the_newest() -> None:
     gone = domain.superseded(accesses, now)
     assert [a.id for a in gone] == ["a0", "a1", "a2"]
     assert domain.superseded(accesses[:5], now) == []
+
+
+async def test_the_sdks_revoke_names_its_token_in_the_organization_header(api) -> None:  # type: ignore[no-untyped-def]
+    client, bus, _ = api
+    sid = await started_sandbox(client, bus)
+    kept = await (await client.post(f"/api/sandbox/{sid}/ssh-access", headers=AUTH)).json()
+    named = await (await client.post(f"/api/sandbox/{sid}/ssh-access", headers=AUTH)).json()
+    response = await client.delete(f"/api/sandbox/{sid}/ssh-access",
+                                   headers={**AUTH, "X-Daytona-Organization-ID": named["token"]})
+    assert response.status == 200
+    assert (await login(bus, named["token"])).refusal == "revoked"
+    assert (await login(bus, kept["token"])).granted

@@ -58,7 +58,7 @@ class Api:
         self.directory.folds.append(self.ssh_index.apply)
         self.ssh_access = SshAccessService(event_log=event_log, directory=self.directory, sandboxes=self.service,
                                            index=self.ssh_index, recorded=self.recorded, ssh_host=settings.ssh_host,
-                                           ssh_port=settings.ssh_port)
+                                           ssh_port=settings.ssh_port, minute=settings.minute)
         self.service.related_streams.append(self.ssh_index.streams_of)
         self.ssh_keeper = SshAccessKeeper(self.ssh_access, settings.ssh_sweep_interval)
         self.fact_recorder = FactRecorder(self.service)

@@ -49,7 +49,7 @@ class Issued:
 
 class SshAccessService:
     def __init__(self, *, event_log: EventLog, directory: SandboxDirectory, sandboxes: SandboxService,
-                 index: SshIndex, recorded: Callable[[], None], ssh_host: str, ssh_port: int,
+                 index: SshIndex, recorded: Callable[[], None], ssh_host: str, ssh_port: int, minute: float = 60.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self._log = event_log
         self._directory = directory
@@ -58,6 +58,7 @@ class SshAccessService:
         self._recorded = recorded
         self._host = ssh_host
         self._port = ssh_port
+        self._minute = minute
         self._now = clock
 
     # --- reading ------------------------------------------------------------------------------
@@ -84,7 +85,7 @@ class SshAccessService:
                      meta: dict[str, str]) -> Issued:
         sandbox = await self._sandboxes.get(organization_id, id_or_name)
         now = self._now()
-        expires_at = domain.expiry(now, minutes)
+        expires_at = domain.expiry(now, minutes, self._minute)
         token = domain.new_token()
         access_id = str(uuid.uuid4())
         created = domain.issue(access_id=access_id, sandbox_id=sandbox.id, organization_id=organization_id,

@@ -93,11 +93,12 @@ def evolve(access: SshAccess | None, event: Any, version: int, at: datetime) -> 
     return msgspec.structs.replace(access, **change)
 
 
-def expiry(now: datetime, minutes: int | None) -> datetime:
+def expiry(now: datetime, minutes: int | None, minute: float = 60.0) -> datetime:
+    """`minute`: seconds in a minute (60; shorter only in tests, as the lifecycle timers' minute)."""
     minutes = DEFAULT_MINUTES if minutes is None else minutes
     if not 1 <= minutes <= MAX_MINUTES:
         raise InvalidRequest(f"expiresInMinutes must be between 1 and {MAX_MINUTES}, got {minutes}")
-    return now + timedelta(minutes=minutes)
+    return now + timedelta(seconds=minutes * minute)
 
 
 def issue(*, access_id: str, sandbox_id: str, organization_id: str, sandbox_state: str, token: str,

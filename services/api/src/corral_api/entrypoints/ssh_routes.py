@@ -5,6 +5,8 @@ Included in the api's route table by `http.py` (so they are in the OpenAPI docum
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 from aiohttp import web
 
@@ -16,6 +18,7 @@ from . import dto
 from .routes import Query, Route
 
 SSH_ACCESS = web.AppKey("ssh_access", SshAccessService)
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9]{32}")
 
 
 class SshAccessDto(msgspec.Struct, rename="camel", kw_only=True):
@@ -54,9 +57,18 @@ async def create_ssh_access(request: web.Request) -> web.Response:
                               updated_at=dto.iso(access.updated_at), ssh_command=issued.command))
 
 
+SDK_TOKEN_HEADER = "X-Daytona-Organization-ID"
+"""The official SDK (0.226.1) passes `revoke_ssh_access(token)`'s token positionally into the generated
+client's organization-id argument, so it arrives in this header with no `token` query. With an API key the
+header means nothing else (it is sent only with JWTs), so it is read as the token: the SDK call revokes the
+one token it names, not every token of the sandbox."""
+
+
 async def revoke_ssh_access(request: web.Request) -> web.Response:
     core = _http()
     token = request.query.get("token") or None
+    if token is None and TOKEN_SHAPE.fullmatch(request.headers.get(SDK_TOKEN_HEADER, "")):
+        token = request.headers[SDK_TOKEN_HEADER]
     sandbox = await request.app[SSH_ACCESS].revoke(core.organization(request), request.match_info["id"], token,
                                                    core.event_meta(request))
     return core.sandbox_reply(request, sandbox)

@@ -1,7 +1,7 @@
 """Slowing down repeated failed logins from one address: pure, time is given.
 
-The first `free` failures cost nothing; then every attempt from that address waits `base * 2**k`
-seconds (k = failures beyond `free`, minus one), at most `cap`. The address is forgotten `window`
+The first `free` failures cost nothing; every later attempt from that address waits `base * 2**k`
+seconds, where k counts the failures beyond `free` (0 for the first slowed attempt), at most `cap`. The address is forgotten `window`
 seconds after its last failure, or at its first success. At most `max_addresses` are remembered (the
 longest quiet go first), so a flood of addresses cannot grow memory without bound.
 """
@@ -35,9 +35,9 @@ class Backoff:
     def delay(self, address: str, now: float) -> float:
         """Seconds the next login attempt from `address` waits before it is answered."""
         beyond = self.failures(address, now) - self.free
-        if beyond <= 0:
+        if beyond < 0:
             return 0.0
-        return min(self.cap, self.base * 2 ** (beyond - 1))
+        return min(self.cap, self.base * 2 ** min(beyond, 32))
 
     def failed(self, address: str, now: float) -> None:
         count = self.failures(address, now) + 1
