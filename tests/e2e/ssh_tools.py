@@ -21,8 +21,10 @@ TIMEOUT = 120
 class OpenSsh:
     """One client identity: a temporary known_hosts (the gateway's key is learnt once, then checked)."""
 
-    def __init__(self, stack: Stack, known_hosts: Path, source: str | None = None):
+    def __init__(self, stack: Stack, known_hosts: Path, source: str | None = None, log_level: str = "ERROR"):
         self.stack = stack
+        self.log_level = log_level
+        """INFO shows the gateway's banners (a sandbox being started); ERROR only errors."""
         self.known_hosts = known_hosts
         self.source = source
         """A local address to connect from (-b), so a test's failed logins are its own."""
@@ -37,7 +39,7 @@ class OpenSsh:
 
     def options(self, strict: str = "accept-new") -> list[str]:
         options = ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={self.known_hosts}",
-                   "-o", f"StrictHostKeyChecking={strict}", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=60",
+                   "-o", f"StrictHostKeyChecking={strict}", "-o", f"LogLevel={self.log_level}", "-o", "ConnectTimeout=60",
                    "-o", "ControlMaster=no"]
         if self.source:
             options += ["-o", f"BindAddress={self.source}"]

@@ -98,7 +98,15 @@ class SessionChannel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     def session_started(self) -> None:
         command = self._command or ("sftp" if self._kind == "sftp" else "")
         self._record = self._session.channel(self._kind, command, pty=self._pty is not None and self._kind != "sftp")
+        self._session.live.add(self.abort)
         self._task = asyncio.ensure_future(self._run())
+
+    def abort(self, message: str) -> None:
+        """The session is being ended (its token revoked, the gateway stopping): say why, then close."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if self._chan is not None:
+            self._fail(message)
 
     def data_received(self, data: bytes, datatype: int | None) -> None:  # type: ignore[override]
         if datatype is None:
@@ -127,6 +135,7 @@ class SessionChannel(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self._writable.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._session.live.discard(self.abort)
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
@@ -266,7 +275,11 @@ class TunnelChannel(asyncssh.SSHTCPSession):  # type: ignore[type-arg]
     def connection_made(self, chan: asyncssh.SSHTCPChannel[bytes]) -> None:  # type: ignore[override]
         self._chan = chan
         self._inbox.chan = chan
+        self._session.live.add(self.abort)
         self._tasks = [asyncio.ensure_future(self._upstream()), asyncio.ensure_future(self._downstream())]
+
+    def abort(self, message: str) -> None:
+        self._close()
 
     def data_received(self, data: bytes, datatype: int | None) -> None:  # type: ignore[override]
         self._record.bytes_in += len(data)
@@ -282,6 +295,7 @@ class TunnelChannel(asyncssh.SSHTCPSession):  # type: ignore[type-arg]
         self._writable.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._session.live.discard(self.abort)
         for task in self._tasks:
             task.cancel()
         asyncio.ensure_future(self._tunnel.close())

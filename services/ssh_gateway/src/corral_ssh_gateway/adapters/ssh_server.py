@@ -7,6 +7,7 @@ loopback; remote forwards, agent and X11 forwarding are refused.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from .ssh_channels import SessionChannel, TunnelChannel
 log = logging.getLogger(__name__)
 
 SERVER_VERSION = "Corral"
+DISCONNECT_GRACE = 1.0
 
 
 class GatewayServer(asyncssh.SSHServer):
@@ -65,8 +67,12 @@ class GatewayServer(asyncssh.SSHServer):
             pass
 
     def _disconnect(self, message: str) -> None:
-        if self._conn is not None:
-            self._conn.disconnect(asyncssh.DISC_BY_APPLICATION, f"Corral: {message}")
+        """The channels have told the client why (on stderr); the connection follows a moment later, so
+        their last bytes are not cut off by the disconnect."""
+        conn = self._conn
+        if conn is not None:
+            asyncio.get_running_loop().call_later(
+                DISCONNECT_GRACE, conn.disconnect, asyncssh.DISC_BY_APPLICATION, f"Corral: {message}")
 
     # no authentication method: a token either logs in at begin_auth or the connection is closed
     def password_auth_supported(self) -> bool:

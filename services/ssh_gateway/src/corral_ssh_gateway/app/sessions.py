@@ -33,6 +33,8 @@ class Session:
         self._clock = clock
         self.started = clock()
         self.ended = False
+        self.live: set[Callable[[str], None]] = set()
+        """How to end each open channel with a message for the client (its stderr, for a session)."""
 
     def channel(self, kind: str, command: str = "", pty: bool = False) -> ChannelRecord:
         return self.channels.add(ChannelRecord(kind, command, pty, opened_at=datetime.now(timezone.utc),
@@ -42,6 +44,9 @@ class Session:
         record.finish(self._clock())
 
     def disconnect(self, message: str) -> None:
+        """End every open channel with `message`, then the connection."""
+        for abort in list(self.live):
+            abort(message)
         self._disconnect(message)
 
 
@@ -119,8 +124,8 @@ class Sessions:
             why = invalid.get(session.grant.access_id)
             if why:
                 log.info("ending SSH session %s: %s", session.grant.session_id, why)
-                session.disconnect(ENDED_BY.get(why, "This SSH session is no longer allowed."))
                 self.end(session, why)
+                session.disconnect(ENDED_BY.get(why, "This SSH session is no longer allowed."))
                 ended += 1
         return ended
 
@@ -143,7 +148,7 @@ class Sessions:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for session in list(self.open.values()):
-            session.disconnect("The SSH gateway is stopping.")
             self.end(session, "gateway-stopped")
+            session.disconnect("The SSH gateway is stopping.")
         if self._pending:
             await asyncio.wait(set(self._pending), timeout=timeout)
