@@ -263,3 +263,21 @@ def test_the_host_key_is_kept_across_a_restart(stack: Stack, client: OpenSsh, to
     assert key_file.read_bytes() == before
     again = client.ssh(token, "echo same-key", strict="yes")
     assert again.returncode == 0 and again.stdout == b"same-key\n", again.stderr
+
+
+@pytest.mark.parametrize("path", ["../../internal/{sid}/exec", "%2e%2e/%2e%2e/internal/{sid}/exec",
+                                  "process/../../{sid}/process/execute"])
+def test_internal_endpoints_are_not_reachable_through_the_proxy(stack: Stack, sandbox_id: str, path: str) -> None:
+    import http.client
+    import json
+
+    connection = http.client.HTTPConnection(stack.config.host, stack.config.proxy_port, timeout=30)
+    try:  # http.client sends the path as written: no client-side normalization of the dot segments
+        connection.request("POST", f"/toolbox/{sandbox_id}/" + path.format(sid=sandbox_id), body=b'{"command":"id"}',
+                           headers={"Authorization": f"Bearer {stack.admin_api_key}",
+                                    "Content-Type": "application/json"})
+        response = connection.getresponse()
+        body = json.loads(response.read())
+    finally:
+        connection.close()
+    assert response.status == 400 and body["code"] == "INVALID_PATH", body

@@ -18,6 +18,7 @@ from corral_web import error_response, json_errors
 from ..app.activity import ActivityReporter
 from ..app.directory import Directory, Refused
 from ..domain import signing
+from ..domain.paths import escapes
 from .websockets import bridge, is_websocket
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ async def toolbox(request: web.Request) -> web.StreamResponse:
     directory = request.app[DIRECTORY]
     sandbox_id = request.match_info["sandbox_id"]
     query = request.query
+    if escapes(request.match_info["tail"]) or escapes(sandbox_id):
+        return error_response(400, "The path must not hold '.' or '..' segments", "INVALID_PATH", PROXY)
     try:
         if signing.is_signed_request(request.method, request.match_info["tail"], query):
             # A signed file URL carries no API key: the signature (checked against the sandbox's key) is the grant.
