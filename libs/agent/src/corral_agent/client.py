@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from .errors import AgentError
+from .errors import PORT_CLOSED, AgentError
 from .framing import (
     MUX_EOF,
     MUX_HEADER_BYTES,
@@ -35,8 +35,8 @@ from .framing import (
 FINAL_FRAME_TYPES = frozenset({"exit", "error", "pong", "result"})
 """A reply ends with one of these; one-shot ops answer with a single `result` frame."""
 
-__all__ = ["AgentError", "AgentStream", "AgentUnavailable", "ExecStream", "ProtocolViolation", "call",
-           "open_exec_stream", "open_stream", "ping"]
+__all__ = ["AgentError", "AgentStream", "AgentUnavailable", "ExecStream", "PortClosed", "ProtocolViolation",
+           "call", "open_exec_stream", "open_stream", "open_tunnel", "ping"]
 
 
 class AgentUnavailable(Exception):
@@ -45,6 +45,14 @@ class AgentUnavailable(Exception):
 
 class ProtocolViolation(Exception):
     """The agent sent bytes that are not frames of the protocol."""
+
+
+class PortClosed(AgentError):
+    """`tunnel`: nothing listens on the port on the sandbox's loopback."""
+
+    def __init__(self, port: int, message: str = ""):
+        super().__init__(PORT_CLOSED, message or f"nothing is listening on port {port} in the sandbox")
+        self.port = port
 
 
 async def call(socket_path: str, request: dict) -> AsyncIterator[dict]:
@@ -244,3 +252,32 @@ async def open_exec_stream(socket_path: str, request: dict) -> ExecStream:
             raise AgentError(str(frame.get("code")), str(frame.get("message")))
         raise AgentUnavailable(f"unexpected reply to exec_stream: {frame!r}")
     return ExecStream(stream, int(frame.get("pid", 0)))
+
+
+async def open_tunnel(socket_path: str, port: int, timeout: float = 10.0) -> AgentStream:
+    """A raw byte pipe to `port` on the sandbox's loopback (the agent's `tunnel` op).
+
+    Returns the stream once the agent said `connected`: from then on `send_raw`/`read_raw` carry the
+    TCP stream, `half_close()` sends EOF to the sandbox side, and `read_raw` returns b"" once the
+    sandbox side has ended. Raises `PortClosed` when nothing listens, `AgentError` for other
+    refusals, `AgentUnavailable` when no agent answers within `timeout` seconds."""
+    stream = await open_stream(socket_path, {"op": "tunnel", "port": port})
+    try:
+        frame = await asyncio.wait_for(stream.recv(), timeout)
+    except asyncio.TimeoutError:
+        await stream.close()
+        raise AgentUnavailable(f"the agent did not open the tunnel to port {port} within {timeout}s") from None
+    except BaseException:
+        await stream.close()
+        raise
+    if frame is not None and frame.get("type") == "connected":
+        return stream
+    await stream.close()
+    if frame is None:
+        raise AgentUnavailable("the agent closed the connection before opening the tunnel")
+    code, message = str(frame.get("code") or ""), str(frame.get("message") or "")
+    if frame.get("type") == "error" and code == PORT_CLOSED:
+        raise PortClosed(port, message)
+    if frame.get("type") == "error":
+        raise AgentError(code or "AGENT_ERROR", message)
+    raise ProtocolViolation(f"unexpected reply to tunnel: {frame!r}")

@@ -5,6 +5,7 @@ BAD_REQUEST = "BAD_REQUEST"  # not a frame, not JSON, wrong or missing fields
 UNKNOWN_OP = "UNKNOWN_OP"  # a well-formed request for an operation this agent lacks
 CWD_NOT_FOUND = "CWD_NOT_FOUND"  # exec's working directory is missing or not a directory
 EXEC_FAILED = "EXEC_FAILED"  # the process could not be started (no such program, no shell, fork)
+PORT_CLOSED = "PORT_CLOSED"  # `tunnel`: nothing listens on the port on the sandbox's loopback
 UNAVAILABLE = "UNAVAILABLE"  # the agent cannot take the connection now (e.g. no thread left)
 INTERNAL = "INTERNAL"  # a bug in the agent; details go to its stderr
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from . import exec_stream, files_ops, interpreter_ops, pty_ops, sessions_ops
+from . import exec_stream, files_ops, interpreter_ops, pty_ops, sessions_ops, tunnel_ops
 from .connection import Connection
 from .context import AgentContext
 from .errors import BAD_REQUEST, AgentError
@@ -48,7 +48,7 @@ def update_env(message: dict, context: AgentContext, connection: Connection) -> 
 
 def activity(message: dict, context: AgentContext, connection: Connection) -> None:
     """How much is running on behalf of clients: execs, plus what each area counts as busy (a running
-    session command, an open terminal). The runner reports a busy sandbox as active, so lifecycle
+    session command, an open terminal, an open tunnel). The runner reports a busy sandbox as active, so lifecycle
     timers never stop a sandbox in the middle of a job."""
     running = context.groups.count()
     with context.areas_lock:
@@ -67,5 +67,5 @@ HANDLERS = {
     "env": update_env,
 }
 # One module per toolbox area adds its ops.
-for _area in (files_ops, sessions_ops, pty_ops, interpreter_ops, exec_stream):
+for _area in (files_ops, sessions_ops, pty_ops, interpreter_ops, exec_stream, tunnel_ops):
     HANDLERS.update(_area.HANDLERS)

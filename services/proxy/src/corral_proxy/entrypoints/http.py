@@ -33,12 +33,20 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
 PROXY = "DAYTONA_PROXY"
 
 
+INTERNAL_ONLY = frozenset({"tunnel"})
+"""First segments of runner toolbox paths for internal callers only (the raw port tunnel, used by the ssh
+gateway): never reachable through the proxy."""
+
+
 async def toolbox(request: web.Request) -> web.StreamResponse:
     directory = request.app[DIRECTORY]
     sandbox_id = request.match_info["sandbox_id"]
     query = request.query
     if escapes(request.match_info["tail"]) or escapes(sandbox_id):
         return error_response(400, "The path must not hold '.' or '..' segments", "INVALID_PATH", PROXY)
+    if request.match_info["tail"].lstrip("/").split("/", 1)[0] in INTERNAL_ONLY:
+        return error_response(404, f"Cannot {request.method} /toolbox/{sandbox_id}/{request.match_info['tail']}",
+                              "NOT_FOUND", PROXY)
     try:
         if signing.is_signed_request(request.method, request.match_info["tail"], query):
             # A signed file URL carries no API key: the signature (checked against the sandbox's key) is the grant.

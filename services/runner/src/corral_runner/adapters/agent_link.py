@@ -56,8 +56,15 @@ class AgentLink:
         async with self._socket(sandbox_id) as path:
             return await client.open_exec_stream(path, request)
 
+    async def open_tunnel(self, sandbox_id: str, port: int) -> client.AgentStream:
+        """A raw byte pipe to `port` on the sandbox's loopback (`client.open_tunnel`); the caller
+        closes it. Raises `client.PortClosed` when nothing listens there, `client.AgentUnavailable`
+        when the sandbox's agent does not answer."""
+        async with self._socket(sandbox_id) as path:
+            return await client.open_tunnel(path, port)
+
     async def activity(self, sandbox_id: str) -> int:
-        """How many client jobs run in the sandbox now (execs, session commands, open terminals)."""
+        """How many client jobs run in the sandbox now (execs, session commands, open terminals, tunnels)."""
         async with self._socket(sandbox_id) as path:
             async with aclosing(client.call(path, {"op": "activity"})) as frames:
                 async for frame in frames:

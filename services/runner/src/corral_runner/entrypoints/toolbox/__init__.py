@@ -15,10 +15,10 @@ from ...adapters.agent_link import AgentLink
 from ...app.system import ContainerStats
 from ...app.toolbox import Toolbox
 from .. import internal
-from . import files, git, interpreter, process, pty, sessions, system
+from . import files, git, interpreter, process, pty, sessions, system, tunnel
 from .common import AGENT, TOOLBOX, internal_auth
 
-AREAS = (process, files, sessions, pty, interpreter, git, system)
+AREAS = (process, files, sessions, pty, interpreter, git, system, tunnel)
 
 
 async def health(request: web.Request) -> web.Response:
