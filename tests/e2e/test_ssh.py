@@ -281,3 +281,44 @@ def test_internal_endpoints_are_not_reachable_through_the_proxy(stack: Stack, sa
     finally:
         connection.close()
     assert response.status == 400 and body["code"] == "INVALID_PATH", body
+
+
+def test_local_port_forwarding_reaches_a_server_in_the_sandbox(client: OpenSsh, token: str, files: Path) -> None:
+    import socket
+    import subprocess
+    import urllib.request
+
+    content = os.urandom(1024 * 1024 + 9)
+    (files / "served.bin").write_bytes(content)
+    assert client.ssh(token, "mkdir -p www").returncode == 0
+    assert client.scp(str(files / "served.bin"), client.remote(token, "www/served.bin")).returncode == 0
+    started = client.ssh(token, "cd www && nohup python3 -m http.server 18080 --bind 127.0.0.1 "
+                                ">/dev/null 2>&1 & echo started")
+    assert started.stdout == b"started\n", started.stderr
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        local = probe.getsockname()[1]
+    verbose = OpenSsh(client.stack, client.known_hosts, log_level="INFO")  # channel refusals are logged at INFO
+    forward = verbose.popen(token, "-N", "-o", "ExitOnForwardFailure=yes", "-L", f"{local}:localhost:18080",
+                           "-L", f"{local + 1 if local < 65535 else local - 1}:10.255.255.1:80")
+    try:
+        def fetched() -> bytes | None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{local}/served.bin", timeout=30) as response:
+                    return response.read()
+            except OSError:
+                return None
+
+        assert poll_until(fetched, timeout=60, message="the forward never reached the sandbox's server") == content
+        other = local + 1 if local < 65535 else local - 1
+        with socket.create_connection(("127.0.0.1", other), timeout=30) as refused:
+            refused.settimeout(30)
+            assert refused.recv(1) == b""  # the gateway refused the channel: the local connection closes
+    finally:
+        forward.terminate()
+        _, stderr = forward.communicate(timeout=30)
+    assert b"administratively prohibited" in stderr and b"only the sandbox's own ports" in stderr, stderr
+    remote = subprocess.run(["ssh", *client.options(), "-p", str(client.port), "-N", "-o", "ExitOnForwardFailure=yes",
+                             "-R", "0:localhost:22", f"{token}@{client.host}"], capture_output=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
+    assert remote.returncode == 255 and b"remote port forwarding failed" in remote.stderr.lower()

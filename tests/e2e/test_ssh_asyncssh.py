@@ -103,3 +103,35 @@ async def test_a_refused_login_reads_why(stack: Stack) -> None:
     with pytest.raises(asyncssh.PermissionDenied) as refused:
         await connect(stack, "N" * 32)
     assert "This SSH access token is not valid" in refused.value.reason
+
+
+async def test_local_forwarding(conn: asyncssh.SSHClientConnection) -> None:
+    server = ("python3 -c 'import socket\n"
+              "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+              "s.bind((\"127.0.0.1\", 18081)); s.listen()\n"
+              "while True:\n"
+              "    c, _ = s.accept(); data = c.recv(100); c.sendall(data.upper()); c.close()\n"
+              "' >/dev/null 2>&1 &")
+    await conn.run(server, check=True)
+
+    async def echoed() -> bytes | None:
+        try:
+            reader, writer = await conn.open_connection("localhost", 18081)
+        except asyncssh.ChannelOpenError:
+            return None
+        writer.write(b"hello tunnel")
+        data = await reader.read(100)
+        writer.close()
+        return data
+
+    from corral_testing.waiting import wait_for
+
+    assert await wait_for(echoed, timeout=60, message="the echo server never answered") == b"HELLO TUNNEL"
+    with pytest.raises(asyncssh.ChannelOpenError) as closed:
+        await conn.open_connection("127.0.0.1", 1)
+    assert "Nothing accepts connections on port 1" in closed.value.reason
+    with pytest.raises(asyncssh.ChannelOpenError) as elsewhere:
+        await conn.open_connection("169.254.169.254", 80)
+    assert "only the sandbox's own ports" in elsewhere.value.reason
+    with pytest.raises(asyncssh.ChannelListenError):
+        await conn.forward_remote_port("", 0, "localhost", 22)
