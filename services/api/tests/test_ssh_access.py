@@ -237,3 +237,18 @@ async def test_the_sdks_revoke_names_its_token_in_the_organization_header(api) -
     assert response.status == 200
     assert (await login(bus, named["token"])).refusal == "revoked"
     assert (await login(bus, kept["token"])).granted
+
+
+async def test_a_sandbox_in_error_is_refused_with_the_way_out(api) -> None:  # type: ignore[no-untyped-def]
+    client, bus, _ = api
+    sid = await started_sandbox(client, bus)
+    body = await (await client.post(f"/api/sandbox/{sid}/ssh-access", headers=AUTH)).json()
+    await report(bus, rc.SandboxContainerFailed(runner_id="r1", sandbox_id=sid, operation="start", reason="disk full"))
+
+    async def failed() -> bool:
+        return (await (await client.get(f"/api/sandbox/{sid}", headers=AUTH)).json())["state"] == "error"
+
+    await wait_for(failed, message="the failure was not recorded")
+    refused = await login(bus, body["token"])
+    assert not refused.granted and refused.refusal == "sandbox-error"
+    assert "disk full" in refused.message and "recover" in refused.message
