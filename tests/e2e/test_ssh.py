@@ -322,3 +322,16 @@ def test_local_port_forwarding_reaches_a_server_in_the_sandbox(client: OpenSsh, 
                              "-R", "0:localhost:22", f"{token}@{client.host}"], capture_output=True, timeout=60,
                             stdin=subprocess.DEVNULL)
     assert remote.returncode == 255 and b"remote port forwarding failed" in remote.stderr.lower()
+
+
+def test_a_client_that_goes_away_takes_its_command_with_it(client: OpenSsh, token: str) -> None:
+    running = client.popen(token, "sleep 300 & echo $!; wait")
+    try:
+        assert running.stdout is not None
+        pid = int(running.stdout.readline())
+        assert client.ssh(token, f"kill -0 {pid}").returncode == 0
+    finally:
+        running.kill()  # the client vanishes without a word
+        running.wait(30)
+    poll_until(lambda: client.ssh(token, f"kill -0 {pid} 2>/dev/null").returncode == 1, timeout=60,
+               message="the command outlived its SSH client")

@@ -56,6 +56,9 @@ class GatewayServer(asyncssh.SSHServer):
             self._conn.disconnect(asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, f"Corral: {refused.message}")
             return True
         self._session = self._sessions.begin(grant, self._disconnect)
+        if self._conn.is_closed():  # the client left while the login was decided (a sandbox starting, say)
+            self._sessions.end(self._session, "client")
+            return True
         log.info("SSH session %s: %s to sandbox %s", grant.session_id, self._address, grant.sandbox_id)
         return False
 
