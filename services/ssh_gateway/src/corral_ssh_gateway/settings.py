@@ -31,11 +31,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     failure_delay_max: float = 16.0
     failure_window: float = 600.0
     """Seconds after an address's last failure when it is forgotten."""
+    host_key: str = ""
+    """The host key's file (CORRAL_SSH_HOST_KEY; default `$CORRAL_HOME/ssh-gateway/host_ed25519_key`), made
+    on first start; several gateways behind one address share one file so clients see one key."""
     log_level: str = "INFO"
 
     @property
     def host_key_path(self) -> Path:
-        return Path(self.home) / "ssh-gateway" / "host_ed25519_key"
+        return Path(self.host_key) if self.host_key else Path(self.home) / "ssh-gateway" / "host_ed25519_key"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -57,6 +60,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             failures_free=int(env.get("CORRAL_SSH_FAILURES_FREE", "3")),
             failure_delay=float(env.get("CORRAL_SSH_FAILURE_DELAY", "1")),
             failure_delay_max=float(env.get("CORRAL_SSH_FAILURE_DELAY_MAX", "16")),
+            host_key=env.get("CORRAL_SSH_HOST_KEY", ""),
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
         )
 
