@@ -45,6 +45,12 @@ def _options(known_hosts: Path) -> list[str]:
             "-o", "StrictHostKeyChecking=accept-new", "-o", "LogLevel=ERROR", "-o", "ControlMaster=no"]
 
 
+def _run(argv: list[str]) -> None:
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[0]} exited {done.returncode}: {done.stderr.decode(errors='replace')[-500:]}")
+
+
 def _first_output_ms(argv: list[str]) -> float:
     start = time.perf_counter()
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -97,10 +103,10 @@ async def run(stack: Stack, options: Options) -> list[Series]:
             nano_cpus=1_000_000_000, pids_limit=1024)
         try:
             for _ in range(3):  # warm up: the known host, caches
-                await asyncio.to_thread(subprocess.run, [*ssh, "true"], check=True, stdin=subprocess.DEVNULL)
+                await asyncio.to_thread(_run, [*ssh, "true"])
             for _ in range(max(10, options.execs // 5)):
                 start = time.perf_counter()
-                await asyncio.to_thread(subprocess.run, [*ssh, "true"], check=True, stdin=subprocess.DEVNULL)
+                await asyncio.to_thread(_run, [*ssh, "true"])
                 connect.add(ms(start))
                 first.add(await asyncio.to_thread(_first_output_ms, [*ssh, "echo hi"]))
                 start = time.perf_counter()
@@ -109,13 +115,11 @@ async def run(stack: Stack, options: Options) -> list[Series]:
             archive = await asyncio.to_thread(_tar_of, payload, "payload.bin")
             for n in range(TRANSFERS):
                 start = time.perf_counter()
-                await asyncio.to_thread(subprocess.run, [*scp, str(payload), f"{target}:payload.bin"], check=True,
-                                        stdin=subprocess.DEVNULL)
+                await asyncio.to_thread(_run, [*scp, str(payload), f"{target}:payload.bin"])
                 upload.add(mb_per_s(start))
                 back = workdir / f"back-{n}.bin"
                 start = time.perf_counter()
-                await asyncio.to_thread(subprocess.run, [*scp, f"{target}:payload.bin", str(back)], check=True,
-                                        stdin=subprocess.DEVNULL)
+                await asyncio.to_thread(_run, [*scp, f"{target}:payload.bin", str(back)])
                 download.add(mb_per_s(start))
                 assert hashlib.sha256(back.read_bytes()).hexdigest() == digest, "scp changed the bytes"
                 back.unlink()
