@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 MEMBERS := libs/contracts libs/observability libs/messaging libs/eventstore libs/agent libs/web \
-           libs/stack libs/testing services/api services/runner services/proxy services/webhooks
+           libs/stack libs/testing services/api services/runner services/proxy services/webhooks \
+           services/ssh_gateway
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 

@@ -15,6 +15,7 @@ from . import toolbox_files
 from . import toolbox_sessions
 from . import webhooks
 from . import previews
+from . import ssh
 from .figures import Options, Series
 
 Suite = Callable[[Stack, Options], Awaitable[list[Series]]]
@@ -27,4 +28,5 @@ SUITES: list[tuple[str, Suite]] = [
     ("toolbox_sessions", toolbox_sessions.run),
     ("webhooks", webhooks.run),
     ("previews", previews.run),
+    ("ssh", ssh.run),
 ]

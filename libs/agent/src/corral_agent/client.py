@@ -18,6 +18,10 @@ from contextlib import aclosing
 
 from .errors import PORT_CLOSED, AgentError
 from .framing import (
+    MUX_EOF,
+    MUX_HEADER_BYTES,
+    MUX_SIGNAL,
+    MUX_STDIN,
     HEADER_BYTES,
     MAX_REQUEST_BYTES,
     MAX_RESPONSE_BYTES,
@@ -25,13 +29,15 @@ from .framing import (
     decode_body,
     encode_frame,
     frame_length,
+    encode_mux,
+    mux_header,
 )
 
 FINAL_FRAME_TYPES = frozenset({"exit", "error", "pong", "result"})
 """A reply ends with one of these; one-shot ops answer with a single `result` frame."""
 
-__all__ = ["AgentError", "AgentStream", "AgentUnavailable", "PortClosed", "ProtocolViolation", "call", "open_stream",
-           "open_tunnel", "ping", "tunnel_socket"]
+__all__ = ["AgentError", "AgentStream", "AgentUnavailable", "ExecStream", "PortClosed", "ProtocolViolation", "call",
+           "open_exec_stream", "open_stream", "open_tunnel", "ping", "tunnel_socket"]
 
 
 class AgentUnavailable(Exception):
@@ -191,6 +197,62 @@ async def open_stream(socket_path: str, request: dict) -> AgentStream:
         await stream.close()
         raise AgentUnavailable(f"the agent dropped the connection: {error}") from error
     return stream
+
+
+class ExecStream:
+    """A running `exec_stream` (see the agent's exec_stream.py): mux frames both ways. Always `close()` it;
+    closing before the exit frame makes the agent kill the process group."""
+
+    def __init__(self, stream: AgentStream, pid: int) -> None:
+        self.stream = stream
+        self.pid = pid
+
+    async def write_stdin(self, data: bytes) -> None:
+        await self.stream.send_raw(encode_mux(MUX_STDIN, data))
+
+    async def close_stdin(self) -> None:
+        await self.stream.send_raw(encode_mux(MUX_EOF))
+
+    async def signal(self, name: str) -> None:
+        await self.stream.send_raw(encode_mux(MUX_SIGNAL, name.encode("ascii", "replace")))
+
+    async def read(self) -> tuple[int, bytes] | None:
+        """The next (channel, payload): MUX_STDOUT, MUX_STDERR, then MUX_EXIT last; None if the agent
+        ended the stream without an exit frame."""
+        try:
+            header = await self.stream.reader.readexactly(MUX_HEADER_BYTES)
+        except asyncio.IncompleteReadError as error:
+            if error.partial:
+                raise ProtocolViolation("the agent sent a truncated mux header") from None
+            return None
+        except ConnectionResetError:
+            return None
+        try:
+            channel, length = mux_header(header)
+            return channel, await self.stream.reader.readexactly(length)
+        except FrameError as error:
+            raise ProtocolViolation(str(error)) from None
+        except asyncio.IncompleteReadError:
+            raise ProtocolViolation("the agent sent a truncated mux frame") from None
+
+    async def close(self) -> None:
+        await self.stream.close()
+
+
+async def open_exec_stream(socket_path: str, request: dict) -> ExecStream:
+    """Start an `exec_stream`; AgentError if the agent refused it (bad request, cannot start)."""
+    stream = await open_stream(socket_path, {**request, "op": "exec_stream"})
+    try:
+        frame = await stream.recv()
+    except BaseException:
+        await stream.close()
+        raise
+    if frame is None or frame.get("type") != "started":
+        await stream.close()
+        if frame is not None and frame.get("type") == "error":
+            raise AgentError(str(frame.get("code")), str(frame.get("message")))
+        raise AgentUnavailable(f"unexpected reply to exec_stream: {frame!r}")
+    return ExecStream(stream, int(frame.get("pid", 0)))
 
 
 async def open_tunnel(socket_path: str, port: int, timeout: float = 10.0, *, activity: bool = True) -> AgentStream:

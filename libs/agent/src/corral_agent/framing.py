@@ -45,3 +45,28 @@ def decode_body(body: bytes) -> dict:
     if not isinstance(message, dict):
         raise FrameError("frame must hold a JSON object, got %s" % (type(message).__name__,))
     return message
+
+
+# --- streamed exec (`exec_stream`): after the agent's `started` frame, both sides send mux frames -------
+# A mux frame is one channel byte, a 4-byte big-endian length, then that many bytes.
+
+MUX_HEADER_BYTES = 5
+MUX_STDIN = 0  # client -> agent: bytes for the process's stdin
+MUX_STDOUT = 1  # agent -> client: bytes the process wrote to stdout
+MUX_STDERR = 2  # agent -> client: bytes the process wrote to stderr
+MUX_EXIT = 3  # agent -> client, last: JSON {"exitCode": N, "signal": name | null}
+MUX_EOF = 4  # client -> agent: no more stdin (the process reads end-of-file)
+MUX_SIGNAL = 5  # client -> agent: a signal name ("INT", "TERM", ...) for the process group
+MAX_MUX_PAYLOAD = 1024 * 1024
+
+
+def encode_mux(channel: int, payload: bytes = b"") -> bytes:
+    return bytes((channel,)) + len(payload).to_bytes(4, "big") + payload
+
+
+def mux_header(header: bytes) -> tuple:
+    """(channel, length) of a mux frame header; FrameError when the length is out of bounds."""
+    length = int.from_bytes(header[1:5], "big")
+    if length > MAX_MUX_PAYLOAD:
+        raise FrameError("mux frame of %d bytes exceeds the limit of %d" % (length, MAX_MUX_PAYLOAD))
+    return header[0], length

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from . import files_ops, interpreter_ops, pty_ops, sessions_ops, tunnel_ops
+from . import exec_stream, files_ops, interpreter_ops, pty_ops, sessions_ops, tunnel_ops
 from .connection import Connection
 from .context import AgentContext
 from .errors import BAD_REQUEST, AgentError
@@ -67,5 +67,5 @@ HANDLERS = {
     "env": update_env,
 }
 # One module per toolbox area adds its ops.
-for _area in (files_ops, sessions_ops, pty_ops, interpreter_ops, tunnel_ops):
+for _area in (files_ops, sessions_ops, pty_ops, interpreter_ops, exec_stream, tunnel_ops):
     HANDLERS.update(_area.HANDLERS)

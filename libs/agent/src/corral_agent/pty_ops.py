@@ -1,7 +1,8 @@
 """Agent ops of the PTY area (see handlers.py). Each handler: (message, context, connection).
 
-    pty_create {id, cwd?, envs?, cols?, rows?, lazyStart?, attach?}
-        -> {"type": "result", "session": info}; with `attach` the connection becomes a client (below)
+    pty_create {id, cwd?, envs?, cols?, rows?, lazyStart?, attach?, command?}
+        -> {"type": "result", "session": info}; with `attach` the connection becomes a client (below);
+        with `command` the PTY runs `<shell> -c command` instead of an interactive shell (`ssh -t host cmd`)
     pty_attach {id}          the connection becomes a client of the PTY (a lazy one is started)
     pty_info {id}            -> {"type": "result", "session": info}
     pty_list {}              -> {"type": "result", "sessions": [info]}
@@ -35,6 +36,9 @@ def pty_create(message: dict, context, connection) -> None:  # type: ignore[no-u
     lazy_start = message.get("lazyStart", False)
     if not isinstance(lazy_start, bool):
         raise AgentError(BAD_REQUEST, "'lazyStart' must be a boolean")
+    command = message.get("command")
+    if command is not None and (not isinstance(command, str) or "\0" in command):
+        raise AgentError(BAD_REQUEST, "'command' must be a string without NUL characters")
     session = PtySession(
         session_id(message.get("id")),
         cwd=resolve_cwd(message.get("cwd"), context.workdir),
@@ -46,6 +50,7 @@ def pty_create(message: dict, context, connection) -> None:  # type: ignore[no-u
         user=context.user,
         home=context.home,
         base_env=context.environment(),
+        command=command,
     )
     table = _table(context)
     table.add(session)

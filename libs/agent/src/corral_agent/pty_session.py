@@ -38,7 +38,7 @@ class PtySession:
     """What is known about one PTY; `lock` guards the fields that the loop thread changes."""
 
     def __init__(self, session_id: str, *, cwd: str, envs: dict, cols: int, rows: int, lazy_start: bool,
-                 shell: str | None, user: str, home: str, base_env: dict) -> None:
+                 shell: str | None, user: str, home: str, base_env: dict, command: str | None = None) -> None:
         self.id = session_id
         self.cwd = cwd
         self.envs = envs
@@ -47,6 +47,7 @@ class PtySession:
         self.lazy_start = lazy_start
         self.created_at = _iso_now()
         self.shell = shell
+        self.command = command
         self.env = _shell_environment(base_env, envs, shell, user, home)
         self.lock = threading.Lock()
         self.pid: int | None = None
@@ -71,7 +72,7 @@ class PtySession:
         with self.lock:
             if self.pid is not None or self.exit is not None:
                 return
-            pid, master = _spawn(self.shell, self.cwd, self.env, self.cols, self.rows)
+            pid, master = _spawn(self.shell, self.cwd, self.env, self.cols, self.rows, self.command)
             self.pid, self.master = pid, master
             groups.add(pid, job=False)  # busy only while someone is attached (see PtyTable.busy)
             self.loop = PtyLoop(self, master, pid, groups)
@@ -169,12 +170,12 @@ def _proc_entries() -> list:
         return []
 
 
-def _spawn(shell: str | None, cwd: str, env: dict, cols: int, rows: int) -> tuple:
-    """Fork the shell on a new PTY; returns (pid, master fd). The child runs nothing but ioctl,
-    chdir and execve before the shell replaces it (no imports, no locks)."""
+def _spawn(shell: str | None, cwd: str, env: dict, cols: int, rows: int, command: str | None = None) -> tuple:
+    """Fork the shell on a new PTY (running `command`, if given); returns (pid, master fd). The child runs
+    nothing but ioctl, chdir and execve before the shell replaces it (no imports, no locks)."""
     if shell is None:
         raise AgentError(EXEC_FAILED, "no shell for the PTY: none of zsh, bash, sh is on PATH")
-    argv = [shell, "-i"]
+    argv = [shell, "-i"] if command is None else [shell, "-c", command]
     winsize = struct.pack("HHHH", rows, cols, 0, 0)
     report_r, report_w = os.pipe()  # close-on-exec: EOF means execve succeeded
     try:

@@ -1,7 +1,9 @@
 """Corral's messages: the only place commands, events, subjects and streams are defined."""
 
-from . import codecs, guard, identity, preview, runner, sandbox, snapshot, snapshot_manager, subjects, volume, webhooks
+from . import (
+    codecs, guard, identity, preview, runner, sandbox, snapshot, snapshot_manager, ssh, subjects, volume, webhooks,
+)
 from .envelope import CommandEnvelope, EventEnvelope
 
 __all__ = ["CommandEnvelope", "EventEnvelope", "codecs", "guard", "identity", "preview", "runner", "sandbox",
-           "snapshot", "snapshot_manager", "subjects", "volume", "webhooks"]
+           "snapshot", "snapshot_manager", "ssh", "subjects", "volume", "webhooks"]

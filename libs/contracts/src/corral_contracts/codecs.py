@@ -11,6 +11,10 @@ from .runner import AssignmentsRequest, RunnerAssignments, RunnerCommand, Runner
 from .sandbox import SandboxEvent
 from .snapshot import SnapshotEvent
 from .snapshot_manager import BuildLogChunk, SnapshotManagerCommand, SnapshotManagerFact
+from .ssh import (
+    Ack, SshEvent, SshLoginReply, SshLoginRequest, SshSessionCheck, SshSessionCheckReply, SshSessionReport,
+    SshWakeReply, SshWakeRequest,
+)
 from .volume import VolumeEvent
 from .webhooks import (
     DeliveriesReply, DeliveriesRequest, DisableEndpointReply, DisableEndpointRequest, ReplayReply, ReplayRequest,
@@ -39,8 +43,18 @@ build_log_chunk = msgspec.json.Decoder(BuildLogChunk)
 preview_wake_request = msgspec.json.Decoder(PreviewWakeRequest)
 preview_wake_reply = msgspec.json.Decoder(PreviewWakeReply)
 
+ssh_events = msgspec.json.Decoder(EventEnvelope[SshEvent])
+ssh_login_request = msgspec.json.Decoder(SshLoginRequest)
+ssh_login_reply = msgspec.json.Decoder(SshLoginReply)
+ssh_wake_request = msgspec.json.Decoder(SshWakeRequest)
+ssh_wake_reply = msgspec.json.Decoder(SshWakeReply)
+ssh_session_report = msgspec.json.Decoder(SshSessionReport)
+ssh_session_check = msgspec.json.Decoder(SshSessionCheck)
+ssh_session_check_reply = msgspec.json.Decoder(SshSessionCheckReply)
+ack = msgspec.json.Decoder(Ack)
+
 RecordedEvent = (SandboxEvent | IdentityEvent | SnapshotEvent | VolumeEvent | WebhookEndpointEvent
-                 | SignedPreviewUrlEvent)
+                 | SignedPreviewUrlEvent | SshEvent)
 """Everything the api's event store records."""
 
 recorded_events = msgspec.json.Decoder(EventEnvelope[RecordedEvent])

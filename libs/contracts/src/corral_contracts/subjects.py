@@ -104,6 +104,19 @@ PREVIEW_WAKE = "rpc.api.preview_wake"
 was visited."""
 
 
+SSH_LOGIN = "rpc.api.ssh_login"
+"""Request/reply: `SshLoginRequest` -> `SshLoginReply` (the ssh-gateway asks whether a token may log in)."""
+
+SSH_WAKE = "rpc.api.ssh_wake"
+"""Request/reply: `SshWakeRequest` -> `SshWakeReply` (start the sandbox of a granted SSH login)."""
+
+SSH_SESSION_ENDED = "rpc.api.ssh_session_ended"
+"""Request/reply: `SshSessionReport` -> `Ack`, once the event is recorded."""
+
+SSH_SESSION_CHECK = "rpc.api.ssh_session_check"
+"""Request/reply: `SshSessionCheck` -> `SshSessionCheckReply` (which open sessions lost their access)."""
+
+
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 
 

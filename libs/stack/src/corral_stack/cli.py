@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     home = Path(os.environ.get("CORRAL_HOME") or _repo_root() / ".corral")
     stack = Stack(StackConfig(home=home, api_port=args.api_port, proxy_port=args.proxy_port,
                               runner_ports={args.runner_id: args.runner_port}, nats_port=args.nats_port,
-                              webhooks_port=args.webhooks_port,
+                              webhooks_port=args.webhooks_port, ssh_port=args.ssh_port,
                               log_level=args.log_level))
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
             f"  Corral is running (CORRAL_HOME={home})\n"
             f"  API URL:      {stack.api_url}\n"
             f"  Toolbox URL:  {stack.toolbox_url}\n"
+            f"  SSH gateway:  ssh -p {stack.config.ssh_port} <token>@{stack.config.host}"
+            "  (token: POST /api/sandbox/{id}/ssh-access)\n"
             f"  Admin API key: {stack.admin_api_key}\n\n"
             f"  export DAYTONA_API_URL={stack.api_url} DAYTONA_API_KEY={stack.admin_api_key}\n"
             "  Ctrl-C stops everything.\n",
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--api-port", type=int, default=int(os.environ.get("CORRAL_API_PORT", "3000")))
     p_run.add_argument("--proxy-port", type=int, default=int(os.environ.get("CORRAL_PROXY_PORT", "4000")))
     p_run.add_argument("--runner-port", type=int, default=int(os.environ.get("CORRAL_RUNNER_PORT", "3003")))
+    p_run.add_argument("--ssh-port", type=int, default=int(os.environ.get("CORRAL_SSH_PORT", "2222")))
     p_run.add_argument("--nats-port", type=int, default=int(os.environ.get("CORRAL_NATS_PORT", "4222")))
     p_run.add_argument("--webhooks-port", type=int, default=int(os.environ.get("CORRAL_WEBHOOKS_PORT", "3004")))
     p_run.add_argument("--runner-id", default=os.environ.get("CORRAL_RUNNER_ID", "local"))

@@ -16,6 +16,7 @@ from corral_contracts.preview import PreviewWakeReply, PreviewWakeRequest
 from corral_contracts.runner import (
     AssignmentsRequest, RunnerAssignments, RunnerCommand, RunnerFact, RunnerHeartbeat,
 )
+from corral_contracts import ssh
 
 
 def contract_schemas() -> dict[str, Any]:
@@ -37,6 +38,9 @@ def contract_schemas() -> dict[str, Any]:
         "DisableWebhookEndpointReply": webhooks.DisableEndpointReply,
         "PreviewWakeRequest": PreviewWakeRequest,
         "PreviewWakeReply": PreviewWakeReply,
+        **{name: getattr(ssh, name) for name in (
+            "SshLoginRequest", "SshLoginReply", "SshWakeRequest", "SshWakeReply", "SshSessionReport",
+            "SshSessionCheck", "SshSessionCheckReply", "Ack")},
     }
     schemas, components = msgspec.json.schema_components(list(roots.values()), ref_template="#/$defs/{name}")
     return {

@@ -1,4 +1,5 @@
-"""The whole platform on one machine: nats-server, api, runner(s), proxy and webhooks as separate processes.
+"""The whole platform on one machine: nats-server, api, runner(s), proxy, webhooks and ssh-gateway as separate
+processes.
 
 `make run` uses it in the foreground; the test suite starts one per session on free ports with its
 own `CORRAL_HOME`, and fault tests kill and restart its processes.
@@ -33,6 +34,7 @@ class StackConfig(msgspec.Struct, kw_only=True):
     nats_port: int = 4222
     webhooks_port: int = 3004
     """The webhooks service's health endpoint."""
+    ssh_port: int = 2222
     container_labels: dict[str, str] = {}
     echo: bool = True
     admin_api_key: str | None = None
@@ -47,7 +49,7 @@ class StackConfig(msgspec.Struct, kw_only=True):
         """Free ports everywhere and unique runner names: for tests and benchmarks."""
         tag = os.urandom(3).hex()
         return cls(home=home, api_port=free_port(), proxy_port=free_port(), nats_port=free_port(),
-                   webhooks_port=free_port(),
+                   webhooks_port=free_port(), ssh_port=free_port(),
                    runner_ports={f"runner-{tag}-{i}": free_port() for i in range(runners)}, echo=echo,
                    container_labels=labels or {}, env=env or {})
 
@@ -96,6 +98,8 @@ class Stack:
             "CORRAL_ADMIN_API_KEY": self.admin_api_key,
             "CORRAL_INTERNAL_TOKEN": self.internal_token,
             "CORRAL_TOOLBOX_PROXY_URL": self.toolbox_url,
+            "CORRAL_SSH_HOST": self.config.host,
+            "CORRAL_SSH_PORT": str(self.config.ssh_port),
             "CORRAL_LOG_LEVEL": self.config.log_level,
             "DOCKER_HOST": self.docker_url,
             "PYTHONUNBUFFERED": "1",
@@ -127,6 +131,7 @@ class Stack:
                                                CORRAL_PROXY_PORT=str(cfg.proxy_port))
         self.services["webhooks"] = self._service("webhooks", "corral_webhooks", CORRAL_WEBHOOKS_HOST=cfg.host,
                                                   CORRAL_WEBHOOKS_PORT=str(cfg.webhooks_port))
+        self.services["ssh-gateway"] = self._service("ssh-gateway", "corral_ssh_gateway")
         for service in self.services.values():
             service.start()
         self.wait_ready()
@@ -136,7 +141,7 @@ class Stack:
         """Every service answers and the api sees every runner."""
         deadline = time.monotonic() + timeout
         cfg = self.config
-        checks = [(cfg.host, cfg.proxy_port), (cfg.host, cfg.webhooks_port),
+        checks = [(cfg.host, cfg.proxy_port), (cfg.host, cfg.webhooks_port), (cfg.host, cfg.ssh_port),
                   *((cfg.host, p) for p in cfg.runner_ports.values())]
         while time.monotonic() < deadline:
             for name, service in self.services.items():

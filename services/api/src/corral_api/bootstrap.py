@@ -22,6 +22,8 @@ from corral_messaging import Bus, Consumer, ConsumerPolicy, JetStreamBus
 from .app.directory import SandboxDirectory
 from .app.previews import PreviewLinks, PreviewService
 from .app.sandboxes import Limits, SandboxService
+from .app.ssh_access import SshAccessKeeper, SshAccessService
+from .app.ssh_index import SshIndex
 from .app.supervisor import Supervisor
 from .app.webhook_endpoints import EndpointIndex, WebhookService
 from .domain import supervision
@@ -31,6 +33,7 @@ from .entrypoints.http import create_app
 from .entrypoints.preview_routes import PREVIEWS, WakeDesk
 from .entrypoints.realtime import EventStream
 from .entrypoints.webhooks_rpc import DisableDesk
+from .entrypoints.ssh_desk import SshDesk
 from .settings import Settings
 
 log = logging.getLogger("corral.api")
@@ -58,6 +61,13 @@ class Api:
                                      reissue_after=settings.reissue_after, minute=settings.minute,
                                      deadlines=supervision.scaled(settings.deadline_factor),
                                      backup=self.process_manager.backup, backup_every=settings.backup_every)
+        self.ssh_index = SshIndex()
+        self.directory.projections.append(self.ssh_index.apply)
+        self.ssh_access = SshAccessService(event_log=event_log, directory=self.directory, sandboxes=self.service,
+                                           index=self.ssh_index, recorded=self.recorded, ssh_host=settings.ssh_host,
+                                           ssh_port=settings.ssh_port, minute=settings.minute)
+        self.service.related_streams.append(self.ssh_index.streams_of)
+        self.ssh_keeper = SshAccessKeeper(self.ssh_access, settings.ssh_sweep_interval)
         self.fact_recorder = FactRecorder(self.service)
         self.assignments = AssignmentDesk(self.directory)
         self.endpoints = EndpointIndex()
@@ -68,7 +78,7 @@ class Api:
         self.consumers: list[Consumer] = []
         self.app = create_app(self.service, self.directory, settings.toolbox_proxy_url,
                               status=lambda: {"sweeps": self.supervisor.sweeps, "logPosition": self.directory.position},
-                              webhooks=self.webhooks)
+                              webhooks=self.webhooks, ssh_access=self.ssh_access)
         self.previews = PreviewService(event_log=event_log, sandboxes=self.service, recorded=self.recorded,
                                        links=PreviewLinks(base=settings.preview_url, proxy=settings.proxy_url,
                                                           form=settings.preview_url_form))
@@ -130,10 +140,13 @@ class Api:
         await self.bus.serve(RUNNER_ASSIGNMENTS, self.assignments.handle)
         await self.bus.serve(DISABLE_WEBHOOK_ENDPOINT, DisableDesk(self.webhooks).handle)
         await self.bus.serve(PREVIEW_WAKE, self.wake_desk.handle)
+        await SshDesk(self.ssh_access).serve(self.bus)
         self.supervisor.start()
+        self.ssh_keeper.start()
         log.info("api ready: %d sandboxes, log position %d", len(self.directory.sandboxes), self.directory.position)
 
     async def stop(self) -> None:
+        await self.ssh_keeper.stop()
         await self.supervisor.stop()
         for consumer in self.consumers:
             await consumer.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,6 +37,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     preview_url_form: str = "host"
     """`host` (`{port}-{id}.{domain}`) or `path` (`{proxy}/preview/{id}/{port}/`, for places without
     wildcard DNS) in the URLs the api hands out (CORRAL_PREVIEW_URL_FORM)."""
+    ssh_host: str = "127.0.0.1"
+    """The host `sshCommand` names (CORRAL_SSH_PUBLIC_HOST, else the gateway's CORRAL_SSH_HOST)."""
+    ssh_port: int = 2222
+    """The port `sshCommand` names (CORRAL_SSH_PUBLIC_PORT, else the gateway's CORRAL_SSH_PORT)."""
+    ssh_sweep_interval: float = 10.0
+    """Seconds between the sweeps that record expired SSH tokens and revoke those of destroyed sandboxes."""
     log_level: str = "INFO"
 
     @property
@@ -68,6 +75,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             preview_url=env.get("CORRAL_PREVIEW_URL") or default_preview_url(
                 env.get("CORRAL_TOOLBOX_PROXY_URL", "http://127.0.0.1:4000/toolbox")),
             preview_url_form=_form(env.get("CORRAL_PREVIEW_URL_FORM", "host")),
+            ssh_host=ssh_public_host(env),
+            ssh_port=int(env.get("CORRAL_SSH_PUBLIC_PORT") or env.get("CORRAL_SSH_PORT") or "2222"),
+            ssh_sweep_interval=float(env.get("CORRAL_SSH_SWEEP_INTERVAL", "10")),
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
         )
 
@@ -80,6 +90,8 @@ def event_store_url(home: Path, env: dict[str, str]) -> str:
 
 def flag(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
 def default_preview_url(toolbox_proxy_url: str) -> str:
     """`preview.localhost` (resolves to the loopback in browsers and curl without DNS set-up) with the
     scheme and port of the proxy."""
@@ -92,6 +104,12 @@ def _form(value: str) -> str:
     if value not in ("host", "path"):
         raise SystemExit(f"CORRAL_PREVIEW_URL_FORM must be host or path, not {value!r}")
     return value
+
+
+def ssh_public_host(env: dict[str, str]) -> str:
+    """Where clients reach the ssh-gateway: a gateway listening on every address is named by this host's name."""
+    host = env.get("CORRAL_SSH_PUBLIC_HOST") or env.get("CORRAL_SSH_HOST") or "127.0.0.1"
+    return socket.gethostname() if host in ("0.0.0.0", "::") else host
 
 
 def _read(path: Path) -> str:

@@ -43,7 +43,8 @@ class SandboxDirectory:
         self.listeners: list[Callable[[Sandbox | None, Sandbox], None]] = []
         """Told of every sandbox change as it is folded (after start-up's initial catch-up too)."""
         self.projections: list[Callable[[Recorded], None]] = []
-        """Other read models folded from the same log, told of every event in order (webhook endpoints)."""
+        """Other read models folded from the same log (webhook endpoints, SSH access): told of every recorded
+        event, in log order."""
         self._changed = asyncio.Condition()
         self._tail = LogTail("sandbox-directory", self._follow_step, poll_interval=poll_interval)
         self._lock = asyncio.Lock()
@@ -70,7 +71,7 @@ class SandboxDirectory:
                 del self.names[(payload.organization_id, payload.name)]
             return
         sandbox_id = getattr(payload, "sandbox_id", None)
-        if sandbox_id is None:
+        if sandbox_id is None or getattr(type(payload), "__aggregate__", "sandbox") != "sandbox":
             return
         before = self.sandboxes.get(sandbox_id)
         after = evolve(before, payload, event.originator_version, event.timestamp)

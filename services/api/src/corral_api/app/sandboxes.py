@@ -78,6 +78,8 @@ class SandboxService:
         self._report_activity = report_activity
         self.activity: dict[str, datetime] = {}
         """Last reported outside activity per sandbox (kept current by the supervisor's sweeps)."""
+        self.related_streams: list[Callable[[str], list[uuid.UUID]]] = []
+        """Other streams whose events belong in a sandbox's timeline (its SSH tokens and sessions)."""
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -123,8 +125,15 @@ class SandboxService:
         return listing.select(self._directory.sandboxes.values(), organization_id, query)
 
     async def history(self, organization_id: str, id_or_name: str) -> list[Recorded]:
+        """The sandbox's own events, and those of its related streams, in time order."""
         sandbox = await self.get(organization_id, id_or_name)
-        return await asyncio.to_thread(self._log.history, uuid.UUID(sandbox.id))
+        streams = [uuid.UUID(sandbox.id), *(s for related in self.related_streams for s in related(sandbox.id))]
+
+        def load() -> list[Recorded]:
+            events = [e for stream in streams for e in self._log.history(stream)]
+            return sorted(events, key=lambda e: e.timestamp) if len(streams) > 1 else events
+
+        return await asyncio.to_thread(load)
 
     # --- writing ------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from ..app.webhook_endpoints import WebhookService
 from ..domain.errors import DomainError, InvalidRequest
 from ..domain.guard import parse_allow_list
 from ..domain.identity import hash_key
-from . import dto, preview_routes
+from . import dto, preview_routes, ssh_routes
 from .openapi import openapi_document
 from .realtime import PATH as REALTIME_PATH
 from .routes import Query, Route
@@ -256,7 +256,7 @@ ROUTES: tuple[Route, ...] = (
           "The key of the sandbox's signed file URLs (a JSON string; issued on first request)", response=str),
     Route("POST", ID + "/signing-key/rotate", rotate_signing_key,
           "Replace the signing key: URLs signed with the previous key stop working", response=str),
-) + preview_routes.ROUTES
+) + preview_routes.ROUTES + ssh_routes.ROUTES
 ROUTES += WEBHOOK_ROUTES
 
 
@@ -279,7 +279,8 @@ def authenticate(directory: SandboxDirectory, public_paths: frozenset[str]):  # 
 
 def create_app(service: SandboxService, directory: SandboxDirectory, toolbox_proxy_url: str,
                status: Callable[[], dict[str, int]] = dict,
-               webhooks: WebhookService | None = None) -> web.Application:
+               webhooks: WebhookService | None = None,
+               ssh_access: ssh_routes.SshAccessService | None = None) -> web.Application:
     public = frozenset(r.path for r in ROUTES if r.public)
     app = web.Application(middlewares=[json_errors(DomainError), authenticate(directory, public)], client_max_size=8 * 1024**2)
     app[SERVICE] = service
@@ -288,6 +289,8 @@ def create_app(service: SandboxService, directory: SandboxDirectory, toolbox_pro
     app[STATUS] = status
     if webhooks is not None:
         app[WEBHOOKS] = webhooks
+    if ssh_access is not None:
+        app[ssh_routes.SSH_ACCESS] = ssh_access
     app[OPENAPI] = _encode(openapi_document(ROUTES))
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)

@@ -21,6 +21,7 @@ from ..app.activity import ActivityReporter
 from ..app.directory import Directory, Refused
 from ..app.previews import PreviewGate
 from ..domain import signing
+from ..domain.paths import escapes
 from . import previews
 from .keys import ACTIVITY, DIRECTORY, INTERNAL_TOKEN, SESSION
 
@@ -41,6 +42,8 @@ async def toolbox(request: web.Request) -> web.StreamResponse:
     directory = request.app[DIRECTORY]
     sandbox_id = request.match_info["sandbox_id"]
     query = request.query
+    if escapes(request.match_info["tail"]) or escapes(sandbox_id):
+        return error_response(400, "The path must not hold '.' or '..' segments", "INVALID_PATH", PROXY)
     if request.match_info["tail"].lstrip("/").split("/", 1)[0] in INTERNAL_ONLY:
         return error_response(404, f"Cannot {request.method} /toolbox/{sandbox_id}/{request.match_info['tail']}",
                               "NOT_FOUND", PROXY)

@@ -64,6 +64,11 @@ class AgentLink:
         async with self._socket(sandbox_id) as path:
             return await client.open_stream(path, request)
 
+    async def open_exec_stream(self, sandbox_id: str, request: dict[str, Any]) -> client.ExecStream:
+        """A started `exec_stream` (stdin, stdout, stderr, exit as mux frames); the caller closes it."""
+        async with self._socket(sandbox_id) as path:
+            return await client.open_exec_stream(path, request)
+
     async def open_tunnel(self, sandbox_id: str, port: int) -> client.AgentStream:
         """A raw byte pipe to `port` on the sandbox's loopback (`client.open_tunnel`); the caller
         closes it. Raises `client.PortClosed` when nothing listens there, `client.AgentUnavailable`

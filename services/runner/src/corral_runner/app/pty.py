@@ -133,9 +133,12 @@ class Ptys:
     async def kill(self, sandbox_id: str, session_id: str) -> None:
         await self._result(sandbox_id, {"op": "pty_kill", "id": session_id})
 
-    async def create_and_attach(self, sandbox_id: str, body: PtyCreateRequest) -> Attachment:
+    async def create_and_attach(self, sandbox_id: str, body: PtyCreateRequest, command: str | None = None) -> Attachment:
+        """`command`: the PTY runs it instead of an interactive shell (internal: `ssh -t host cmd`)."""
         request = {"op": "pty_create", "attach": True, "id": body.id, "cwd": body.cwd, "envs": body.envs or {},
                    "cols": body.cols, "rows": body.rows}
+        if command is not None:
+            request["command"] = command
         return await self._attach(sandbox_id, request)
 
     async def attach(self, sandbox_id: str, session_id: str) -> Attachment:

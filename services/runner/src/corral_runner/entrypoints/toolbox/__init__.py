@@ -14,6 +14,7 @@ from corral_web import json_errors, reply
 from ...adapters.agent_link import AgentLink
 from ...app.system import ContainerStats
 from ...app.toolbox import Toolbox
+from .. import internal
 from . import files, git, interpreter, port_proxy, process, pty, sessions, system, tunnel
 from .common import AGENT, TOOLBOX, internal_auth
 
@@ -34,4 +35,5 @@ def create_toolbox_app(agent: AgentLink, internal_token: str,
     app.router.add_get("/health", health)
     for area in AREAS:
         app.add_routes(area.routes)
+    app.add_routes(internal.routes)
     return app
