@@ -57,3 +57,13 @@ def test_tracking_positions_survive_reopening(tmp_path: Path) -> None:
     reopened = EventLog(RecordedEvent, url)
     assert reopened.tracked("outbox") == 7 and reopened.tracked("other") == 0
     reopened.close()
+
+
+def test_version_is_the_last_version_without_loading_the_history(event_log: EventLog) -> None:
+    key = uuid.uuid4()
+    assert event_log.version(key) == 0
+    event_log.append(key, 0, [SandboxStartRequested(sandbox_id=str(key)), SandboxStopRequested(sandbox_id=str(key))])
+    event_log.append(uuid.uuid4(), 0, [SandboxStartRequested(sandbox_id="other")])
+    assert event_log.version(key) == 2
+    event_log.append(key, 2, [SandboxStartRequested(sandbox_id=str(key))])
+    assert event_log.version(key) == 3

@@ -1,6 +1,6 @@
 """Corral's messages: the only place commands, events, subjects and streams are defined."""
 
-from . import codecs, identity, runner, sandbox, subjects
+from . import audit, codecs, identity, runner, sandbox, subjects
 from .envelope import CommandEnvelope, EventEnvelope
 
-__all__ = ["CommandEnvelope", "EventEnvelope", "codecs", "identity", "runner", "sandbox", "subjects"]
+__all__ = ["CommandEnvelope", "EventEnvelope", "audit", "codecs", "identity", "runner", "sandbox", "subjects"]

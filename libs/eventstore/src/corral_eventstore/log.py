@@ -81,6 +81,12 @@ class EventLog(Application):  # type: ignore[type-arg]
     def history(self, aggregate_id: UUID) -> list[Recorded]:
         return list(self.events.get(aggregate_id))  # type: ignore[arg-type]
 
+    def version(self, aggregate_id: UUID) -> int:
+        """The aggregate's last version (0 when it has no event), read without loading its history: for
+        a stream used as a serialization point (append after this version or conflict)."""
+        last = self.recorder.select_events(aggregate_id, desc=True, limit=1)
+        return last[0].originator_version if last else 0
+
     def load(self, aggregate_id: UUID, fold: Callable[[A | None, Recorded], A]) -> A | None:
         state: A | None = None
         for event in self.history(aggregate_id):
