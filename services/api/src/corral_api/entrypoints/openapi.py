@@ -39,8 +39,8 @@ def openapi_document(routes: Iterable[Route], version: str = "0.1.0") -> dict[st
             operation["security"] = [{"bearer": []}]
             operation["responses"]["401"] = error
             operation["responses"]["403"] = error
-            if route.permission not in (None, "public", "authenticated", "operator"):
-                operation["x-permission"] = route.permission
+            # who may call it: `authenticated` (any key; answers scoped to its organization), `operator`, or a scope
+            operation["x-permission"] = route.permission or "operator"
         operation["responses"]["400"] = error
         operation["responses"]["429"] = error
         if "{" in route.path:
