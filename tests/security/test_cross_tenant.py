@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 
 from corral_stack.stack import Stack
+from corral_testing.reporting import report_line
 from corral_testing.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -68,12 +69,8 @@ class AttackLedger:
 def cross_tenant_attacks(request: pytest.FixtureRequest) -> Iterator[AttackLedger]:
     ledger = AttackLedger()
     yield ledger
-    reporter = request.config.pluginmanager.getplugin("terminalreporter")
-    line = f"security: {ledger.tried} attacks tried, {ledger.stopped} stopped (cross-tenant API and toolbox)"
-    if reporter is not None:
-        reporter.write_line(line)
-    else:
-        print(line)
+    report_line(request.config,
+                f"security: {ledger.tried} attacks tried, {ledger.stopped} stopped (cross-tenant API and toolbox)")
 
 
 class Client:

@@ -82,8 +82,8 @@ class ApiHarness:
 
 
 def settings(**overrides: Any) -> Settings:
-    return Settings(home="/nonexistent", database_url="memory://", nats_url="memory://", admin_api_key=ADMIN,
-                    create_wait=0.05, **overrides)
+    return Settings(**{"home": "/nonexistent", "database_url": "memory://", "nats_url": "memory://",
+                       "admin_api_key": ADMIN, "create_wait": 0.05, **overrides})
 
 
 @asynccontextmanager

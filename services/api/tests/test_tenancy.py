@@ -82,7 +82,7 @@ async def test_permissions_are_enforced_and_never_escalated() -> None:
                                          json={"name": "escalate", "permissions": ["delete:sandboxes"]})
         assert status == 403 and "cannot grant" in body["message"]
         status, body, _ = await api.call("POST", "/api/api-keys", writer, json={"name": "x", "permissions": ["root"]})
-        assert status == 400 and "unknown permission" in body["message"]
+        assert status == 400 and "permissions" in body["message"]
         assert (await api.call("POST", "/api/api-keys", writer, json={"name": "reader"}))[0] == 409
         assert (await api.call("POST", "/api/api-keys", writer, json={"name": "current"}))[0] == 409
         # a weaker key cannot revoke a stronger one; a key may revoke itself
@@ -165,3 +165,18 @@ async def test_rate_limits_answer_429_with_their_headers() -> None:
         assert codes == [401, 401, 401, 429]
         status, _, headers = await api.call("GET", "/api/health", None)
         assert status == 200 and "X-RateLimit-Limit-anonymous" in headers
+
+
+async def test_the_operator_key_is_the_configured_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from corral_contracts.codecs import RecordedEvent
+    from corral_eventstore import EventLog
+
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    async with running_api(EventLog(RecordedEvent, url)) as api:
+        status, body, _ = await api.call("DELETE", "/api/api-keys/current")
+        assert status == 403 and "operator" in body["message"]
+        assert (await api.call("GET", "/api/organizations"))[0] == 200
+    replaced = "crl_" + "c" * 64
+    async with running_api(EventLog(RecordedEvent, url), admin_api_key=replaced) as api:
+        assert (await api.call("GET", "/api/organizations", replaced))[0] == 200
+        assert (await api.call("GET", "/api/organizations", ADMIN))[0] == 401, "the previous admin key is revoked"

@@ -206,6 +206,15 @@ class IdentityService:
                 await self._append(rules.key_id_for(key_hash), 0, [created], meta)
             except ConcurrencyConflict:
                 await self._catch_up()
+        for entry in list(self._view.keys.values()):
+            if entry.operator and not entry.revoked and entry.key_hash != key_hash:  # an admin key replaced
+                aggregate = uuid.UUID(entry.key_id)
+                try:
+                    await self._append(aggregate, await self._version(aggregate),
+                                       [idev.ApiKeyRevoked(key_id=entry.key_id, organization_id=entry.organization_id)],
+                                       meta)
+                except ConcurrencyConflict:
+                    await self._catch_up()
 
     # --- organizations --------------------------------------------------------------------------
 
@@ -291,6 +300,9 @@ class IdentityService:
     async def revoke_key(self, caller: ApiKeyEntry, name: str, meta: dict[str, str]) -> None:
         """A key may revoke itself, or a key of its organization that holds nothing it lacks."""
         entry = self.key(caller, name)
+        if entry.operator:
+            raise Forbidden("The platform operator's key cannot be revoked; configure another CORRAL_ADMIN_API_KEY "
+                            "and restart the api (the previous one is revoked then)")
         if entry is not caller and not caller.operator and (entry.operator or not entry.permissions <= caller.permissions):
             raise Forbidden(f"API key {name} holds permissions this key lacks; it cannot revoke it")
         slot = rules.key_name_key(entry.organization_id, entry.name)

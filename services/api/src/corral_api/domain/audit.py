@@ -153,6 +153,8 @@ def _int(name: str, raw: str, low: int, high: int) -> int:
 def parse_query(pairs: Iterable[tuple[str, str]]) -> AuditQuery:
     fields: dict[str, Any] = {}
     for name, raw in pairs:
+        if raw == "":
+            continue  # an empty value is no value, as in the sandbox list
         match name:
             case "from":
                 fields["since"] = _time(name, raw)

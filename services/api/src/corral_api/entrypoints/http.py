@@ -91,7 +91,7 @@ async def start_sandbox(request: web.Request) -> web.Response:
 
 
 async def stop_sandbox(request: web.Request) -> web.Response:
-    force = request.query.get("force", "false").lower()
+    force = request.query.get("force", "").lower() or "false"
     if force not in ("true", "false"):
         raise InvalidRequest("force must be true or false")
     service = request.app[SERVICE]
@@ -258,6 +258,7 @@ def create_app(service: SandboxService, directory: SandboxDirectory, toolbox_pro
     app[tenancy.IDENTITY] = identity
     app[tenancy.USAGE] = directory.usage
     app[tenancy.AUDIT_TRAIL] = directory.audit
+    app[tenancy.CATCH_UP] = directory.catch_up
     table = {}
     for route in ROUTES:
         table[app.router.add_route(route.method, route.path, route.handler)] = route

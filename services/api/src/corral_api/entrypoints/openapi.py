@@ -53,7 +53,9 @@ def openapi_document(routes: Iterable[Route], version: str = "0.1.0") -> dict[st
             operation["responses"][str(status)] = error
         params = [{"name": name, "in": "path", "required": True, "schema": PATH_PARAMETERS.get(name, {"type": "string"})}
                   for name in _PARAM.findall(route.path)]
+        # an empty query value is no value (`?limit=` is the default limit)
         params += [{"name": q.name, "in": "query", "required": False, "schema": q.schema,
+                    **({"allowEmptyValue": True} if q.schema.get("type") != "array" else {}),
                     **({"description": q.description} if q.description else {})} for q in route.query]
         if params:
             operation["parameters"] = params

@@ -3,6 +3,9 @@ api's ROUTES)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import msgspec
 from aiohttp import web
 
@@ -22,6 +25,8 @@ from .routes import Query, Route
 IDENTITY = web.AppKey("identity", IdentityService)
 USAGE = web.AppKey("usage", UsageView)
 AUDIT_TRAIL = web.AppKey("audit_trail", AuditTrail)
+CATCH_UP = web.AppKey("catch_up", Callable[[], Awaitable[Any]])
+"""Folds what is recorded so far: an audit query sees every call answered before it."""
 
 
 def _meta(request: web.Request) -> dict[str, str]:
@@ -96,6 +101,12 @@ async def current_api_key(request: web.Request) -> web.Response:
     return reply(dto.key_dto(request[CALLER]))
 
 
+async def revoke_current_api_key(request: web.Request) -> web.Response:
+    caller = request[CALLER]
+    await request.app[IDENTITY].revoke_key(caller, caller.name, _meta(request))
+    return web.Response(status=204)
+
+
 async def get_api_key(request: web.Request) -> web.Response:
     return reply(dto.key_dto(request.app[IDENTITY].key(request[CALLER], request.match_info["name"])))
 
@@ -108,8 +119,9 @@ async def delete_api_key(request: web.Request) -> web.Response:
 # --- audit -------------------------------------------------------------------------------------
 
 
-def _audit_page(request: web.Request, organization_id: str) -> web.Response:
+async def _audit_page(request: web.Request, organization_id: str) -> web.Response:
     query = audit_rules.parse_query(request.query.items())
+    await request.app[CATCH_UP]()
     caller = request[CALLER]
     if query.organization_id is not None:
         if not caller.operator:
@@ -133,11 +145,11 @@ def _audit_page(request: web.Request, organization_id: str) -> web.Response:
 
 
 async def audit_logs(request: web.Request) -> web.Response:
-    return _audit_page(request, request[CALLER].organization_id)
+    return await _audit_page(request, request[CALLER].organization_id)
 
 
 async def organization_audit_logs(request: web.Request) -> web.Response:
-    return _audit_page(request, request.match_info["organizationId"])
+    return await _audit_page(request, request.match_info["organizationId"])
 
 
 ORG = "/api/organizations/{organizationId}"
@@ -167,13 +179,15 @@ ROUTES: tuple[Route, ...] = (
           response=list[dto.ApiKeyDto], permission=AUTHENTICATED),
     Route("GET", "/api/api-keys/current", current_api_key, "The calling key", response=dto.ApiKeyDto,
           permission=AUTHENTICATED),
+    Route("DELETE", "/api/api-keys/current", revoke_current_api_key, "Revoke the calling key", status=204,
+          permission=AUTHENTICATED),
     Route("GET", "/api/api-keys/{name}", get_api_key, "One API key of the organization", response=dto.ApiKeyDto,
           permission=AUTHENTICATED),
     Route("DELETE", "/api/api-keys/{name}", delete_api_key,
           "Revoke an API key (itself, or one that holds no permission the caller lacks)", status=204,
           permission=AUTHENTICATED),
     Route("GET", "/api/audit", audit_logs, "The organization's audit log, newest first, with filters and pages",
-          response=dto.AuditPageDto, query=AUDIT_QUERY, permission="read:audit_logs"),
+          response=dto.AuditPageDto, query=AUDIT_QUERY, permission="read:audit_logs", errors=(404,)),
     Route("GET", "/api/audit/organizations/{organizationId}", organization_audit_logs,
           "An organization's audit log (the caller's own; operators: any)", response=dto.AuditPageDto,
           query=AUDIT_QUERY, permission="read:audit_logs"),

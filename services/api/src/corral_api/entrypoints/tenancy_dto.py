@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from ..app.identity import ApiKeyEntry, OrganizationEntry
-from ..domain.identity import PERMISSIONS, masked
+from ..domain.identity import NAME, PERMISSIONS, masked
 from ..domain.quotas import Quota, Usage
 from .dto import iso
 
 
+Name = Annotated[str, msgspec.Meta(pattern=NAME.pattern, min_length=1, max_length=63)]
+Permission = Literal[PERMISSIONS]  # type: ignore[valid-type]
+
+
 class CreateApiKeyBody(msgspec.Struct, rename="camel", kw_only=True):
-    name: str
-    permissions: list[str] = []
+    name: Name
+    permissions: list[Permission] = []
     expires_at: datetime | None = None
 
 
@@ -42,7 +46,7 @@ class ApiKeyDto(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=Fals
 
 
 class CreateOrganizationBody(msgspec.Struct, kw_only=True):
-    name: str
+    name: Name
 
 
 class QuotaDto(msgspec.Struct, rename="camel", kw_only=True):
