@@ -41,7 +41,7 @@ after 10 s (a running handler keeps extending that)."""
 class Api:
     """Everything the api runs, started and stopped together with its web application."""
 
-    def __init__(self, settings: Settings, bus: Bus, event_log: EventLog):
+    def __init__(self, settings: Settings, bus: Bus, event_log: EventLog, *, auditing: bool = True):
         self.settings = settings
         self.bus = bus
         self.event_log = event_log
@@ -72,7 +72,7 @@ class Api:
                                    failed_auth_limit=settings.rate_limit_failed_auth)
         self.app = create_app(self.service, self.directory, settings.toolbox_proxy_url,
                               status=lambda: {"sweeps": self.supervisor.sweeps, "logPosition": self.directory.position},
-                              identity=self.identity, policy=self.access, audit=self.audit)
+                              identity=self.identity, policy=self.access, audit=self.audit if auditing else None)
         self.realtime = EventStream(self.directory, settings.toolbox_proxy_url)
         self.realtime.attach(self.app)
         self.app.cleanup_ctx.append(self._lifespan)
@@ -145,7 +145,9 @@ class Api:
         await self.stop()
 
 
-def build(settings: Settings, *, bus: Bus | None = None, event_log: EventLog | None = None) -> Api:
+def build(settings: Settings, *, bus: Bus | None = None, event_log: EventLog | None = None,
+          auditing: bool = True) -> Api:
+    """`auditing=False` leaves the audit middleware out: only the benchmark that measures its cost does."""
     if event_log is None and settings.database_url.startswith("sqlite:///"):
         from pathlib import Path
 
@@ -154,6 +156,7 @@ def build(settings: Settings, *, bus: Bus | None = None, event_log: EventLog | N
         settings,
         bus or JetStreamBus(settings.nats_url, name="corral-api"),
         event_log or EventLog(RecordedEvent, settings.database_url),
+        auditing=auditing,
     )
 
 

@@ -247,9 +247,11 @@ ROUTES: tuple[Route, ...] = (
 
 def create_app(service: SandboxService, directory: SandboxDirectory, toolbox_proxy_url: str,
                status: Callable[[], dict[str, int]] = dict, *, identity: IdentityService, policy: AccessPolicy,
-               audit: AuditWriter) -> web.Application:
-    app = web.Application(middlewares=[auditing(audit), json_errors(DomainError), access(policy)],
-                          client_max_size=8 * 1024**2)
+               audit: AuditWriter | None) -> web.Application:
+    middlewares = [json_errors(DomainError), access(policy)]
+    if audit is not None:
+        middlewares.insert(0, auditing(audit))
+    app = web.Application(middlewares=middlewares, client_max_size=8 * 1024**2)
     app[SERVICE] = service
     app[DIRECTORY] = directory
     app[TOOLBOX_URL] = toolbox_proxy_url
