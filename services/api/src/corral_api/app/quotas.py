@@ -105,7 +105,7 @@ class QuotaGate:
     def quota(self, organization_id: str) -> quotas.Quota:
         return self._quota(organization_id)
 
-    def check_size(self, organization_id: str, cpu: int, memory: int, disk: int) -> None:
+    def check_size(self, organization_id: str, cpu: int, memory: int, disk: int | None) -> None:
         quotas.check_sandbox_size(self._quota(organization_id), cpu, memory, disk)
 
     async def admit(self, organization_id: str, before: Sandbox | None, events: list[Any],

@@ -223,7 +223,7 @@ class SandboxService:
                      meta: dict[str, str]) -> domain.Sandbox:
         def decide(s: domain.Sandbox) -> list[Any]:
             self._quotas.check_size(s.organization_id, s.cpu if cpu is None else cpu,
-                                    s.memory if memory is None else memory, s.disk)
+                                    s.memory if memory is None else memory, None)
             quota = self._quotas.quota(s.organization_id)
             return domain.request_resize(s, cpu, memory, quota.max_cpu_per_sandbox, quota.max_memory_per_sandbox)
         return await self._decide(organization_id, id_or_name, decide, meta)

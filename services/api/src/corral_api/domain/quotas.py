@@ -74,9 +74,12 @@ def held(state: str, cpu: int, memory: int, disk: int, resume_state: str | None 
     return Usage(cpu if runs else 0, memory if runs else 0, disk if state in DISK_STATES else 0)
 
 
-def check_sandbox_size(quota: Quota, cpu: int, memory: int, disk: int) -> None:
+def check_sandbox_size(quota: Quota, cpu: int, memory: int, disk: int | None) -> None:
+    """`disk` None: not asked for (a resize of CPU and memory)."""
     for label, value, top in (("cpu", cpu, quota.max_cpu_per_sandbox), ("memory", memory, quota.max_memory_per_sandbox),
                               ("disk", disk, quota.max_disk_per_sandbox)):
+        if value is None:
+            continue
         if value < 1:
             raise InvalidRequest(f"{label} must be at least 1, got {value}")
         if value > top:
