@@ -278,6 +278,14 @@ async def test_the_toolbox_refuses_another_organizations_key(tenants: Tenants,
         url = f"{tenants.a.toolbox}/{sandbox_id}/{tail}"
         status, answer = await tenants.b.call(method, url, json=body, params=params)
         cross_tenant_attacks.record(f"B toolbox {method} {tail}", status == 404, f"{status} {answer!r:.200}")
+    for tail in ("process/pty/create-connect?id=ct&cols=80&rows=24", "process/interpreter/execute"):
+        try:
+            async with tenants.b.session.ws_connect(f"{tenants.b.toolbox}/{sandbox_id}/{tail}",
+                                                    headers={"Authorization": f"Bearer {tenants.b.key}"}):
+                status = 101
+        except aiohttp.WSServerHandshakeError as refused:
+            status = refused.status
+        cross_tenant_attacks.record(f"B toolbox WebSocket {tail}", status == 404, f"{status}")
     status, answer = await tenants.a.call("POST", f"{tenants.a.toolbox}/{sandbox_id}/process/execute",
                                           json={"command": "echo mine"})
     assert status == 200 and answer["result"].strip() == "mine", "A's own toolbox calls must work"
