@@ -3,20 +3,22 @@ resources through every REST operation that takes an id, and through the toolbox
 must be answered as if A's resource did not exist (404; 403 for operator-only routes, which reveal
 nothing either), and A's resources must be untouched afterwards.
 
-The operations come from the served OpenAPI document, so routes merged later (snapshots, volumes,
-webhooks, ...) are attacked without editing this file: their resources are created in A from the
-document's own request schema (`make_resource`); a family whose create needs more than that gets an
-entry in `MAKERS`.
-
-The attacks are counted; the module prints `security: N attacks tried, N stopped` (cross-tenant).
+The operations come from the OpenAPI document (the committed one, which a test pins to the served
+one), so routes merged later (snapshots, volumes, webhooks, ...) are attacked without editing this
+file: their resources are created in A from the document's own request schema (`make_resource`); a
+family whose create needs more than that needs a maker there. Each attempt is its own test, so the
+security suite counts it as one attack; this module also prints its own line,
+`security (cross-tenant): N attacks tried, N stopped`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -50,8 +52,7 @@ TOOLBOX_CALLS = (
 
 @dataclass
 class AttackLedger:
-    """Counts attacks; the security suite's summary line. (The in-sandbox attack suite keeps its own
-    counter in tests/security/conftest.py; the two are to be unified.)"""
+    """Counts this module's attacks for its own summary line (the suite's conftest counts tests)."""
 
     tried: int = 0
     stopped: int = 0
@@ -69,8 +70,7 @@ class AttackLedger:
 def cross_tenant_attacks(request: pytest.FixtureRequest) -> Iterator[AttackLedger]:
     ledger = AttackLedger()
     yield ledger
-    report_line(request.config,
-                f"security: {ledger.tried} attacks tried, {ledger.stopped} stopped (cross-tenant API and toolbox)")
+    report_line(request.config, f"security (cross-tenant): {ledger.tried} attacks tried, {ledger.stopped} stopped")
 
 
 class Client:
@@ -212,50 +212,60 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
             for method, op in methods.items() if not op.get("security") == []]
 
 
-async def test_every_operation_on_another_organizations_resource_is_404(
-        tenants: Tenants, cross_tenant_attacks: AttackLedger) -> None:
-    document = tenants.document
-    attacked = operations(document)
-    assert len(attacked) >= 20, "the OpenAPI document lost its operations"
-    for method, template, op in attacked:
-        fam = family(template)
-        path = PARAM.sub(lambda m: param_value(tenants, fam, m.group(1)), template)
-        schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
-        body = sample(document, schema) if schema else None
-        status, answer = await tenants.b.call(method, path, json=body)
-        expected = {403} if op.get("x-permission") == "operator" else {404}
-        stopped = status in expected and isinstance(answer, dict) and answer.get("statusCode") == status
-        cross_tenant_attacks.record(f"B {method} {template}", stopped, f"{status} {answer!r:.200}")
-    assert not cross_tenant_attacks.failures, "\n".join(cross_tenant_attacks.failures)
+DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "proto-schemas" / "openapi.json").read_text())
+"""The committed OpenAPI document (the served one: see the test below), read at collection time so that
+every operation is its own attack."""
+ATTACKED = operations(DOCUMENT)
+LISTINGS = [p for p, methods in DOCUMENT["paths"].items() if "{" not in p and "get" in methods
+            and methods["get"].get("security") != []]
+WEBSOCKETS = ("process/pty/create-connect?id=ct&cols=80&rows=24", "process/interpreter/execute")
+
+
+def test_the_attacked_document_is_the_served_one(tenants: Tenants) -> None:
+    assert tenants.document == DOCUMENT
+    assert len(ATTACKED) >= 20, "the OpenAPI document lost its operations"
+
+
+@pytest.mark.parametrize(("method", "template"), [(m, t) for m, t, _ in ATTACKED], ids=[f"{m} {t}" for m, t, _ in ATTACKED])
+async def test_another_organizations_resource_is_404(method: str, template: str, tenants: Tenants,
+                                                     cross_tenant_attacks: AttackLedger) -> None:
+    op = DOCUMENT["paths"][template][method.lower()]
+    path = PARAM.sub(lambda m: param_value(tenants, family(template), m.group(1)), template)
+    schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+    body = sample(DOCUMENT, schema) if schema else None
+    status, answer = await tenants.b.call(method, path, json=body)
+    expected = 403 if op.get("x-permission") == "operator" else 404
+    stopped = status == expected and isinstance(answer, dict) and answer.get("statusCode") == status
+    cross_tenant_attacks.record(f"B {method} {template}", stopped, f"{status} {answer!r:.300}")
+    assert stopped, f"B {method} {path}: {status} {answer!r:.300} (expected {expected})"
 
 
 async def test_names_resolve_within_the_callers_organization(tenants: Tenants,
                                                             cross_tenant_attacks: AttackLedger) -> None:
     name = tenants.a_sandbox["name"]
     status, own = await tenants.b.call("GET", f"/api/sandbox/{name}")
-    cross_tenant_attacks.record("B resolves a name A also uses", status == 200 and own["id"] == tenants.b_sandbox["id"],
-                                f"{status} {own!r:.200}")
+    stopped = status == 200 and own["id"] == tenants.b_sandbox["id"]
+    cross_tenant_attacks.record("B resolves a name A also uses", stopped, f"{status} {own!r:.200}")
+    assert stopped, f"{status} {own!r:.300}"
     status, own = await tenants.a.call("GET", f"/api/sandbox/{name}")
     assert status == 200 and own["id"] == tenants.a_sandbox["id"]
-    assert not cross_tenant_attacks.failures, "\n".join(cross_tenant_attacks.failures)
 
 
-async def test_listings_never_show_another_organizations_items(tenants: Tenants,
-                                                              cross_tenant_attacks: AttackLedger) -> None:
+@pytest.mark.parametrize("path", LISTINGS)
+async def test_a_listing_never_shows_another_organizations_items(path: str, tenants: Tenants,
+                                                                cross_tenant_attacks: AttackLedger) -> None:
     a_ids = {str(r["id"]) for r in tenants.resources.values() if r.get("id")} | {tenants.a_key_name,
                                                                                 str(tenants.a_org["id"])}
-    for path in [p for p, methods in tenants.document["paths"].items() if "{" not in p and "get" in methods
-                 and methods["get"].get("security") != []]:
-        status, answer = await tenants.b.call("GET", path)
-        if status == 403:  # B lacks nothing, so only operator-only listings
-            cross_tenant_attacks.record(f"B lists {path}", True)
-            continue
-        owners = set(_organizations(answer)) - {tenants.b_org["id"]}
-        # B's own audit trail names the ids B itself attacked (its own requests); everything else must not
-        leaked = sorted(i for i in a_ids if i in str(answer)) if family(path) != "audit" else []
-        cross_tenant_attacks.record(f"B lists {path}", status == 200 and not leaked and not owners,
-                                    f"{status}: shows {leaked}, items of organizations {owners}")
-    assert not cross_tenant_attacks.failures, "\n".join(cross_tenant_attacks.failures)
+    status, answer = await tenants.b.call("GET", path)
+    if status == 403:  # B lacks no permission, so this is an operator-only listing
+        cross_tenant_attacks.record(f"B lists {path}", True)
+        return
+    owners = set(_organizations(answer)) - {tenants.b_org["id"]}
+    # B's own audit trail names the ids B itself attacked (its own requests); nothing else may
+    leaked = sorted(i for i in a_ids if i in str(answer)) if family(path) != "audit" else []
+    stopped = status == 200 and not leaked and not owners
+    cross_tenant_attacks.record(f"B lists {path}", stopped, f"{status}: shows {leaked}, items of {owners}")
+    assert stopped, f"{path}: {status}, shows {leaked}, items of organizations {owners}"
 
 
 def _organizations(answer: Any) -> Iterator[str]:
@@ -271,28 +281,35 @@ def _organizations(answer: Any) -> Iterator[str]:
             yield from _organizations(item)
 
 
-async def test_the_toolbox_refuses_another_organizations_key(tenants: Tenants,
+@pytest.mark.parametrize(("method", "tail", "body", "params"), TOOLBOX_CALLS,
+                         ids=[f"{m} {t}" for m, t, _, _ in TOOLBOX_CALLS])
+async def test_the_toolbox_refuses_another_organizations_key(method: str, tail: str, body: Any, params: Any,
+                                                            tenants: Tenants,
                                                             cross_tenant_attacks: AttackLedger) -> None:
-    sandbox_id = tenants.a_sandbox["id"]
-    for method, tail, body, params in TOOLBOX_CALLS:
-        url = f"{tenants.a.toolbox}/{sandbox_id}/{tail}"
-        status, answer = await tenants.b.call(method, url, json=body, params=params)
-        cross_tenant_attacks.record(f"B toolbox {method} {tail}", status == 404, f"{status} {answer!r:.200}")
-    for tail in ("process/pty/create-connect?id=ct&cols=80&rows=24", "process/interpreter/execute"):
-        try:
-            async with tenants.b.session.ws_connect(f"{tenants.b.toolbox}/{sandbox_id}/{tail}",
-                                                    headers={"Authorization": f"Bearer {tenants.b.key}"}):
-                status = 101
-        except aiohttp.WSServerHandshakeError as refused:
-            status = refused.status
-        cross_tenant_attacks.record(f"B toolbox WebSocket {tail}", status == 404, f"{status}")
-    status, answer = await tenants.a.call("POST", f"{tenants.a.toolbox}/{sandbox_id}/process/execute",
+    url = f"{tenants.a.toolbox}/{tenants.a_sandbox['id']}/{tail}"
+    status, answer = await tenants.b.call(method, url, json=body, params=params)
+    cross_tenant_attacks.record(f"B toolbox {method} {tail}", status == 404, f"{status} {answer!r:.200}")
+    assert status == 404, f"{status} {answer!r:.300}"
+
+
+@pytest.mark.parametrize("tail", WEBSOCKETS)
+async def test_toolbox_websockets_refuse_another_organizations_key(tail: str, tenants: Tenants,
+                                                                  cross_tenant_attacks: AttackLedger) -> None:
+    try:
+        async with tenants.b.session.ws_connect(f"{tenants.b.toolbox}/{tenants.a_sandbox['id']}/{tail}",
+                                                headers={"Authorization": f"Bearer {tenants.b.key}"}):
+            status = 101
+    except aiohttp.WSServerHandshakeError as refused:
+        status = refused.status
+    cross_tenant_attacks.record(f"B toolbox WebSocket {tail}", status == 404, f"{status}")
+    assert status == 404
+
+
+async def test_as_own_key_still_works_and_its_resources_are_untouched(tenants: Tenants) -> None:
+    """Runs last in this module: none of B's attempts changed anything of A's."""
+    status, answer = await tenants.a.call("POST", f"{tenants.a.toolbox}/{tenants.a_sandbox['id']}/process/execute",
                                           json={"command": "echo mine"})
     assert status == 200 and answer["result"].strip() == "mine", "A's own toolbox calls must work"
-    assert not cross_tenant_attacks.failures, "\n".join(cross_tenant_attacks.failures)
-
-
-async def test_as_resources_are_untouched(tenants: Tenants) -> None:
     status, sandbox = await tenants.a.call("GET", f"/api/sandbox/{tenants.a_sandbox['id']}")
     assert status == 200 and sandbox["state"] == "started" and sandbox["labels"] == tenants.a_sandbox["labels"]
     status, key = await tenants.a.call("GET", f"/api/api-keys/{tenants.a_key_name}")
