@@ -16,6 +16,7 @@ from . import toolbox_sessions
 from . import webhooks
 from . import previews
 from . import ssh
+from . import tenancy
 from .figures import Options, Series
 
 Suite = Callable[[Stack, Options], Awaitable[list[Series]]]
@@ -29,4 +30,5 @@ SUITES: list[tuple[str, Suite]] = [
     ("webhooks", webhooks.run),
     ("previews", previews.run),
     ("ssh", ssh.run),
+    ("tenancy", tenancy.run),
 ]

@@ -138,7 +138,7 @@ async def test_resize_a_running_sandbox(fast: Rest) -> None:
         host = client.containers.get(f"corral-{sid}").attrs["HostConfig"]
         assert host["Memory"] == 2 * 1024**3 and host["NanoCpus"] == 2_000_000_000 and resized["id"] == sid
         status, body = await fast.call("POST", f"{fast.api}/sandbox/{sid}/resize", json={"cpu": 99})
-        assert status == 400
+        assert status == 403 and body["code"] == "QUOTA_EXCEEDED"
         status, body = await fast.call("POST", f"{fast.api}/sandbox/{sid}/resize", json={"disk": 50})
         assert status == 400
     finally:

@@ -89,7 +89,7 @@ async def test_errors_are_json_and_never_500(rest) -> None:  # type: ignore[no-u
                                    headers={"Content-Type": "application/json"})
     assert status == 400
     status, body = await rest.call("POST", f"{api}/sandbox", json={"cpu": 1000})
-    assert status == 400
+    assert status == 403 and body["code"] == "QUOTA_EXCEEDED"  # over the per-sandbox maximum, as Daytona
     status, body = await rest.get("00000000-0000-4000-8000-00000000dead")
     assert status == 404 and body["code"] == "NOT_FOUND"
     status, body = await rest.call("POST", f"{api}/sandbox/no-such-box/start")

@@ -60,7 +60,10 @@ async def test_killing_the_runner_removes_orphans_and_keeps_sandboxes(stack: Sta
         await asyncio.to_thread(stack.wait_ready)
 
         def orphan_gone() -> bool:
-            return not client.containers.list(all=True, filters={"id": orphan.id})
+            try:
+                return not client.containers.list(all=True, filters={"id": orphan.id})
+            except docker.errors.NotFound:  # removed between docker-py's listing and its inspect: gone
+                return True
 
         await wait_for(orphan_gone, timeout=30, message="the runner left an orphan container")
         status, result = await rest.execute(sid, "echo still-here")

@@ -70,3 +70,39 @@ def test_a_tracking_position_is_recorded_once_with_the_events(event_log: EventLo
     with pytest.raises(ConcurrencyConflict):
         event_log.append(uuid.uuid4(), 0, [SandboxStartRequested(sandbox_id="x")], None, tracking=("consumer", 7))
     assert event_log.last_notification_id() == 2, "a position recorded before: nothing of the append is kept"
+
+
+def test_version_is_the_last_version_without_loading_the_history(event_log: EventLog) -> None:
+    key = uuid.uuid4()
+    assert event_log.version(key) == 0
+    event_log.append(key, 0, [SandboxStartRequested(sandbox_id=str(key)), SandboxStopRequested(sandbox_id=str(key))])
+    event_log.append(uuid.uuid4(), 0, [SandboxStartRequested(sandbox_id="other")])
+    assert event_log.version(key) == 2
+    event_log.append(key, 2, [SandboxStartRequested(sandbox_id=str(key))])
+    assert event_log.version(key) == 3
+
+
+def test_close_waits_for_calls_in_flight(tmp_path: Path) -> None:
+    """A task cancelled while its call runs in a worker thread leaves the call running: closing the store
+    under it crashed the process (SQLite)."""
+    import threading
+
+    log = EventLog(RecordedEvent, f"sqlite:///{tmp_path / 'events.db'}")
+    entered, release, closed = threading.Event(), threading.Event(), threading.Event()
+
+    def call_in_flight() -> None:
+        with log._in_use():
+            entered.set()
+            release.wait(10)
+            log.last_notification_id()
+
+    worker = threading.Thread(target=call_in_flight)
+    worker.start()
+    entered.wait(10)
+    closer = threading.Thread(target=lambda: (log.close(), closed.set()))
+    closer.start()
+    assert not closed.wait(0.2), "close did not wait for the call in flight"
+    release.set()
+    worker.join(10)
+    closer.join(10)
+    assert closed.is_set()

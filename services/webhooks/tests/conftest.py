@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from webhooks_harness import KEY, OTHER_KEY, OTHER_ORG, Platform, webhooks_settings
 
 from corral_api.bootstrap import build as build_api
-from corral_api.domain.identity import admin_key_created, key_id_for
+from corral_api.domain.identity import ALL_PERMISSIONS, key_created, key_id_for
 from corral_api.settings import Settings as ApiSettings
 from corral_contracts import codecs
 from corral_contracts import runner as rc
@@ -27,7 +27,7 @@ async def platform(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncItera
     overrides = getattr(request, "param", {})
     bus = MemoryBus()
     api_log = EventLog(RecordedEvent, "memory://")
-    other = admin_key_created(OTHER_KEY, organization_id=OTHER_ORG)
+    other = key_created(OTHER_KEY, organization_id=OTHER_ORG, name="other", permissions=ALL_PERMISSIONS)
     api_log.append(key_id_for(other.key_hash), 0, [other])
     api = build_api(ApiSettings(home="/nonexistent", database_url="memory://", nats_url="memory://",
                                 admin_api_key=KEY, create_wait=0.2,

@@ -88,7 +88,7 @@ def test_the_cause_says_user_or_timer_even_when_the_runner_reports_the_change() 
     assert causes[0] == {"kind": "user", "reason": "created", "actor": "crl_abcd", "observedBy": "runner:r1"}
     assert causes[1] == {"kind": "timer", "reason": "auto-stop", "actor": "supervisor"}
     assert causes[2] == {"kind": "timer", "reason": "auto-stop", "actor": "supervisor", "observedBy": "runner:r1"}
-    assert causes[3] == {"kind": "user", "reason": "start_requested", "actor": "crl_abcd"}
+    assert causes[3] == {"kind": "user", "reason": "user", "actor": "crl_abcd"}
     assert causes[4]["kind"] == "user" and causes[4]["observedBy"] == "runner:r1"
     assert causes[5] == {"kind": "platform", "reason": "stopped", "actor": "runner:r1"}, \
         "a container that stopped by itself is not the user's doing"

@@ -3,8 +3,9 @@ sandbox running the preview app on 127.0.0.1:8080, and a second organization's A
 
 from __future__ import annotations
 
-import hashlib
+import json
 import secrets
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,9 +14,6 @@ import aiohttp
 import pytest
 from daytona import CreateSandboxFromSnapshotParams, Daytona
 
-from corral_contracts.codecs import RecordedEvent
-from corral_contracts.identity import ApiKeyCreated
-from corral_eventstore import EventLog
 from corral_stack.stack import Stack
 from corral_testing.stack import running_stack
 from corral_testing.waiting import wait_for
@@ -68,21 +66,13 @@ async def client() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture(scope="package")
 def other_key(stack: Stack, app: AppSandbox) -> Iterator[str]:
-    """An API key of another organization. Until organizations can be made over REST, the test records
-    the same event the api's bootstrap records for its admin key, straight into the event store."""
-    from corral_api.domain.identity import key_id_for
-
-    value = "crl_" + secrets.token_hex(32)
-    key_hash = hashlib.sha256(value.encode()).hexdigest()
-    log = EventLog(RecordedEvent, f"sqlite:///{stack.home / 'api' / 'events.db'}")
-    try:
-        log.append(key_id_for(key_hash), 0, [ApiKeyCreated(key_id=str(key_id_for(key_hash)),
-                                                           organization_id=OTHER_ORGANIZATION, name="other",
-                                                           key_hash=key_hash, prefix=value[:8], suffix=value[-4:])],
-                   {"Corral-Actor": "test"})
-    finally:
-        log.close()
-    yield value
+    """An API key of another organization, made by the operator over REST."""
+    body = json.dumps({"name": f"previews-other-{secrets.token_hex(4)}"}).encode()
+    request = urllib.request.Request(f"{stack.api_url}/organizations", data=body, method="POST",
+                                     headers={"Authorization": f"Bearer {stack.admin_api_key}",
+                                              "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        yield str(json.loads(answer.read())["apiKey"]["value"])
 
 
 async def known_to_the_proxy(stack: Stack, key: str, sandbox_id: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from .audit import AuditEvent
 from .envelope import CommandEnvelope, EventEnvelope
 from .identity import IdentityEvent
 from .preview import PreviewWakeReply, PreviewWakeRequest, SignedPreviewUrlEvent
@@ -28,6 +29,7 @@ encode = encoder.encode
 
 sandbox_events = msgspec.json.Decoder(EventEnvelope[SandboxEvent])
 identity_events = msgspec.json.Decoder(EventEnvelope[IdentityEvent])
+audit_events = msgspec.json.Decoder(EventEnvelope[AuditEvent])
 runner_facts = msgspec.json.Decoder(EventEnvelope[RunnerFact])
 runner_commands = msgspec.json.Decoder(CommandEnvelope[RunnerCommand])
 runner_heartbeat = msgspec.json.Decoder(RunnerHeartbeat)
@@ -54,7 +56,7 @@ ssh_session_check_reply = msgspec.json.Decoder(SshSessionCheckReply)
 ack = msgspec.json.Decoder(Ack)
 
 RecordedEvent = (SandboxEvent | IdentityEvent | SnapshotEvent | VolumeEvent | WebhookEndpointEvent
-                 | SignedPreviewUrlEvent | SshEvent)
+                 | SignedPreviewUrlEvent | SshEvent | AuditEvent)
 """Everything the api's event store records."""
 
 recorded_events = msgspec.json.Decoder(EventEnvelope[RecordedEvent])

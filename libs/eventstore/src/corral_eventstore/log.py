@@ -7,7 +7,9 @@ Persistence is chosen by environment: SQLite (`sqlite:///path`) by default, Post
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 from uuid import UUID
@@ -48,7 +50,28 @@ class EventLog(Application):  # type: ignore[type-arg]
 
     def __init__(self, union: Any, database_url: str) -> None:
         self._union = union
+        self._busy = 0
+        self._idle = threading.Condition()
         super().__init__(env=environment_for(database_url))
+
+    @contextmanager
+    def _in_use(self) -> Iterator[None]:
+        """Counts calls in flight (they run in worker threads), so `close` never pulls a connection from
+        under one: a task cancelled while its call runs on leaves the call running."""
+        with self._idle:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Close the store once the calls in flight have finished (waiting at most `timeout` seconds)."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._busy == 0, timeout)
+        super().close()
 
     def construct_mapper(self) -> MsgspecMapper:
         return MsgspecMapper(self._union)
@@ -80,11 +103,12 @@ class EventLog(Application):  # type: ignore[type-arg]
             for i, p in enumerate(items)
         ]
         try:
-            if tracking is None:
-                recordings = self.save(*events)
-            else:
-                recordings = self.events.put(events, tracking=Tracking(application_name=tracking[0],
-                                                                       notification_id=tracking[1]))
+            with self._in_use():
+                if tracking is None:
+                    recordings = self.save(*events)
+                else:
+                    recordings = self.events.put(events, tracking=Tracking(application_name=tracking[0],
+                                                                           notification_id=tracking[1]))
         except IntegrityError as error:
             raise ConcurrencyConflict(str(error)) from error
         return max(r.notification.id for r in recordings) if recordings else 0
@@ -92,7 +116,15 @@ class EventLog(Application):  # type: ignore[type-arg]
     # --- reading -----------------------------------------------------------------------------
 
     def history(self, aggregate_id: UUID) -> list[Recorded]:
-        return list(self.events.get(aggregate_id))  # type: ignore[arg-type]
+        with self._in_use():
+            return list(self.events.get(aggregate_id))  # type: ignore[arg-type]
+
+    def version(self, aggregate_id: UUID) -> int:
+        """The aggregate's last version (0 when it has no event), read without loading its history: for
+        a stream used as a serialization point (append after this version or conflict)."""
+        with self._in_use():
+            last = self.recorder.select_events(aggregate_id, desc=True, limit=1)
+        return last[0].originator_version if last else 0
 
     def load(self, aggregate_id: UUID, fold: Callable[[A | None, Recorded], A]) -> A | None:
         state: A | None = None
@@ -101,19 +133,23 @@ class EventLog(Application):  # type: ignore[type-arg]
         return state
 
     def notifications(self, after: int, limit: int = 500) -> Sequence[Notification]:
-        return self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        with self._in_use():
+            return self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
 
     def decode(self, notification: Notification) -> Recorded:
         return self.mapper.to_domain_event(notification)
 
     def last_notification_id(self) -> int:
-        return self.recorder.max_notification_id() or 0
+        with self._in_use():
+            return self.recorder.max_notification_id() or 0
 
     def tracked(self, name: str) -> int:
-        return self.recorder.max_tracking_id(name) or 0
+        with self._in_use():
+            return self.recorder.max_tracking_id(name) or 0
 
     def track(self, name: str, notification_id: int) -> None:
-        self.recorder.insert_tracking(Tracking(application_name=name, notification_id=notification_id))
+        with self._in_use():
+            self.recorder.insert_tracking(Tracking(application_name=name, notification_id=notification_id))
 
 
 def iter_all(log: EventLog, after: int = 0, batch: int = 1000) -> Iterable[tuple[int, Recorded]]:

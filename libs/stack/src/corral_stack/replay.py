@@ -104,6 +104,7 @@ def _text(report: dict[str, Any]) -> str:
         f"  sandboxes:    {report['sandboxes']} ({report['live']} not destroyed)",
         f"  names:        {report['names']}",
         f"  api keys:     {report['api_keys']}",
+        f"  organizations: {report.get('organizations', 0)}, audit entries kept: {report.get('audit_entries', 0)}",
         f"  placements:   {placed}",
         f"  time taken:   {report['seconds']:.3f}s ({report['events_per_second'] or '-'} events/s)",
     ]

@@ -77,7 +77,10 @@ def json_errors(*domain_errors: type[Exception]):  # type: ignore[no-untyped-def
         except web.HTTPException as error:
             if error.status < 400:
                 raise
-            return error_response(error.status, error.reason or "", None)
+            response = error_response(error.status, error.reason or "", None)
+            if "Allow" in error.headers:  # a 405 names the methods the resource has (RFC 9110)
+                response.headers["Allow"] = error.headers["Allow"]
+            return response
         except ConnectionResetError:  # the client went away mid-request: nothing failed on our side
             log.info("client closed the connection during %s %s", request.method, request.path)
             return error_response(400, "The connection closed before the request was complete",

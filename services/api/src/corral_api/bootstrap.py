@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -16,18 +16,23 @@ from corral_contracts.subjects import (
     ACTIVITY_BUCKET, DISABLE_WEBHOOK_ENDPOINT, EVT_STREAM, PREVIEW_WAKE, RUNNER_ASSIGNMENTS, RUNNERS_BUCKET,
     events_of,
 )
-from corral_eventstore import ConcurrencyConflict, EventLog, OutboxRelay
+from corral_eventstore import EventLog, OutboxRelay
 from corral_messaging import Bus, Consumer, ConsumerPolicy, JetStreamBus
 
+from .app.audit import AuditWriter
 from .app.directory import SandboxDirectory
 from .app.previews import PreviewLinks, PreviewService
+from .app.identity import IdentityService
+from .app.quotas import QuotaGate
 from .app.sandboxes import Limits, SandboxService
 from .app.ssh_access import SshAccessKeeper, SshAccessService
 from .app.ssh_index import SshIndex
 from .app.supervisor import Supervisor
 from .app.webhook_endpoints import EndpointIndex, WebhookService
 from .domain import supervision
-from .domain.identity import admin_key_created, hash_key, key_id_for
+from .domain.identity import hash_key
+from .domain.ratelimits import RateLimiter
+from .entrypoints.access import AccessPolicy
 from .entrypoints.consumers import AssignmentDesk, FactRecorder, ProcessManager
 from .entrypoints.http import create_app
 from .entrypoints.preview_routes import PREVIEWS, WakeDesk
@@ -46,15 +51,23 @@ after 10 s (a running handler keeps extending that)."""
 class Api:
     """Everything the api runs, started and stopped together with its web application."""
 
-    def __init__(self, settings: Settings, bus: Bus, event_log: EventLog):
+    def __init__(self, settings: Settings, bus: Bus, event_log: EventLog, *, auditing: bool = True):
         self.settings = settings
         self.bus = bus
         self.event_log = event_log
         self.directory = SandboxDirectory(event_log)
+        if settings.audit_retention_days > 0:
+            self.directory.audit.retention = timedelta(days=settings.audit_retention_days)
         self.relay = OutboxRelay(event_log, bus.publish)
+        self.identity = IdentityService(event_log=event_log, view=self.directory.identity,
+                                        catch_up=self.directory.catch_up, recorded=self.recorded,
+                                        defaults=settings.quota, use_granularity=settings.key_use_granularity)
+        self.quotas = QuotaGate(event_log=event_log, view=self.directory.usage, quota=self.identity.quota,
+                                catch_up=self.directory.catch_up)
+        self.audit = AuditWriter(event_log, self.recorded)
         self.service = SandboxService(event_log=event_log, directory=self.directory, runners=self.runners,
-                                      recorded=self.recorded, limits=Limits(), create_wait=settings.create_wait,
-                                      report_activity=self.report_activity)
+                                      recorded=self.recorded, limits=Limits(), quotas=self.quotas,
+                                      create_wait=settings.create_wait, report_activity=self.report_activity)
         self.process_manager = ProcessManager(bus, event_log)
         self.supervisor = Supervisor(directory=self.directory, service=self.service, activity=self.activity,
                                      reissue=self.process_manager.reissue, interval=settings.supervise_interval,
@@ -76,8 +89,12 @@ class Api:
                                        caught_up=self.directory.catch_up,
                                        allow_private=settings.webhooks_allow_private)
         self.consumers: list[Consumer] = []
+        self.access = AccessPolicy(view=self.directory.identity, identity=self.identity, limiter=RateLimiter(),
+                                   anonymous_limit=settings.rate_limit_anonymous,
+                                   failed_auth_limit=settings.rate_limit_failed_auth)
         self.app = create_app(self.service, self.directory, settings.toolbox_proxy_url,
                               status=lambda: {"sweeps": self.supervisor.sweeps, "logPosition": self.directory.position},
+                              identity=self.identity, policy=self.access, audit=self.audit if auditing else None,
                               webhooks=self.webhooks, ssh_access=self.ssh_access)
         self.previews = PreviewService(event_log=event_log, sandboxes=self.service, recorded=self.recorded,
                                        links=PreviewLinks(base=settings.preview_url, proxy=settings.proxy_url,
@@ -111,16 +128,13 @@ class Api:
         await self.bus.kv_put(ACTIVITY_BUCKET, sandbox_id, at.isoformat().encode())
 
     async def ensure_admin_key(self) -> None:
-        key_hash = hash_key(self.settings.admin_api_key)
-        if key_hash in self.directory.api_keys:
-            return
-        try:
-            await asyncio.to_thread(self.event_log.append, key_id_for(key_hash), 0,
-                                    [admin_key_created(self.settings.admin_api_key)], {"Corral-Actor": "bootstrap"})
-        except ConcurrencyConflict:
-            pass
-        self.recorded()
-        await self.directory.catch_up()
+        """The default organization and the configured admin key, an operator's. A store recorded before
+        keys carried the operator flag gets it from the configuration."""
+        await self.identity.ensure_bootstrap(self.settings.admin_api_key)
+        entry = self.directory.api_keys.get(hash_key(self.settings.admin_api_key))
+        if entry is not None and not entry.operator:
+            log.info("the configured admin key %s... is a platform operator", entry.prefix)
+            entry.operator = True
 
     async def start(self) -> None:
         await self.bus.connect()
@@ -148,6 +162,8 @@ class Api:
     async def stop(self) -> None:
         await self.ssh_keeper.stop()
         await self.supervisor.stop()
+        await self.audit.drain()
+        await self.identity.drain()
         for consumer in self.consumers:
             await consumer.stop()
         await self.relay.stop()
@@ -162,7 +178,9 @@ class Api:
         await self.stop()
 
 
-def build(settings: Settings, *, bus: Bus | None = None, event_log: EventLog | None = None) -> Api:
+def build(settings: Settings, *, bus: Bus | None = None, event_log: EventLog | None = None,
+          auditing: bool = True) -> Api:
+    """`auditing=False` leaves the audit middleware out: only the benchmark that measures its cost does."""
     if event_log is None and settings.database_url.startswith("sqlite:///"):
         from pathlib import Path
 
@@ -171,6 +189,7 @@ def build(settings: Settings, *, bus: Bus | None = None, event_log: EventLog | N
         settings,
         bus or JetStreamBus(settings.nats_url, name="corral-api"),
         event_log or EventLog(RecordedEvent, settings.database_url),
+        auditing=auditing,
     )
 
 

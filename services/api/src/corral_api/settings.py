@@ -9,6 +9,17 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from .domain.quotas import Quota
+
+QUOTA_ENV = {
+    "max_cpu_per_sandbox": "CORRAL_MAX_CPU_PER_SANDBOX", "max_memory_per_sandbox": "CORRAL_MAX_MEMORY_PER_SANDBOX",
+    "max_disk_per_sandbox": "CORRAL_MAX_DISK_PER_SANDBOX", "total_cpu": "CORRAL_TOTAL_CPU_QUOTA",
+    "total_memory": "CORRAL_TOTAL_MEMORY_QUOTA", "total_disk": "CORRAL_TOTAL_DISK_QUOTA",
+    "rate_authenticated": "CORRAL_RATE_LIMIT_AUTHENTICATED", "rate_sandbox_create": "CORRAL_RATE_LIMIT_SANDBOX_CREATE",
+    "rate_sandbox_lifecycle": "CORRAL_RATE_LIMIT_SANDBOX_LIFECYCLE",
+}
+"""Every organization's default quota and per-minute rate limits (an operator overrides them per organization)."""
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     home: str
@@ -44,6 +55,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ssh_sweep_interval: float = 10.0
     """Seconds between the sweeps that record expired SSH tokens and revoke those of destroyed sandboxes."""
     log_level: str = "INFO"
+    quota: Quota = Quota()
+    """The platform's default quota and rate limits (`QUOTA_ENV`)."""
+    rate_limit_anonymous: int = 10_000
+    """Requests per minute per client IP to public routes (CORRAL_RATE_LIMIT_ANONYMOUS)."""
+    rate_limit_failed_auth: int = 10_000
+    """Refused-key requests per minute per client IP (CORRAL_RATE_LIMIT_FAILED_AUTH)."""
+    audit_retention_days: float = 90.0
+    """Audit entries older than this are no longer served (CORRAL_AUDIT_RETENTION_DAYS; 0 = keep all)."""
+    key_use_granularity: float = 300.0
+    """Seconds: an API key's `lastUsedAt` is recorded at most this often (CORRAL_KEY_USE_GRANULARITY)."""
 
     @property
     def proxy_url(self) -> str:
@@ -79,6 +100,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ssh_port=int(env.get("CORRAL_SSH_PUBLIC_PORT") or env.get("CORRAL_SSH_PORT") or "2222"),
             ssh_sweep_interval=float(env.get("CORRAL_SSH_SWEEP_INTERVAL", "10")),
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
+            quota=Quota(**{name: int(env[var]) for name, var in QUOTA_ENV.items() if env.get(var)}),
+            rate_limit_anonymous=int(env.get("CORRAL_RATE_LIMIT_ANONYMOUS", "10000")),
+            rate_limit_failed_auth=int(env.get("CORRAL_RATE_LIMIT_FAILED_AUTH", "10000")),
+            audit_retention_days=float(env.get("CORRAL_AUDIT_RETENTION_DAYS", "90")),
+            key_use_granularity=float(env.get("CORRAL_KEY_USE_GRANULARITY", "300")),
         )
 
 

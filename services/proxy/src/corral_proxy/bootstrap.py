@@ -47,7 +47,7 @@ class Proxy:
         await self.bus.connect()
         await self.bus.ensure_streams()
         self.followers = [self.bus.follow(stream=EVT_STREAM, filter_subject=events_of(aggregate), handler=self._apply)
-                          for aggregate in ("sandbox", "api_key", "signed_preview_url")]
+                          for aggregate in ("sandbox", "api_key", "signed_preview_url", "organization")]
         for follower in self.followers:
             await follower.start()
         log.info("proxy ready on %s:%d", self.settings.host, self.settings.port)

@@ -12,22 +12,15 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from corral_contracts import identity as idev
 from corral_contracts import sandbox as ev
 from corral_eventstore import EventLog, LogTail, Recorded
 
 from ..domain.sandbox import Sandbox, evolve
+from .audit import AuditTrail
+from .identity import ApiKeyEntry, IdentityView
+from .quotas import UsageView
 
-
-
-class ApiKeyEntry:
-    __slots__ = ("key_id", "organization_id", "prefix", "revoked")
-
-    def __init__(self, key_id: str, organization_id: str, prefix: str):
-        self.key_id = key_id
-        self.organization_id = organization_id
-        self.prefix = prefix
-        self.revoked = False
+__all__ = ["ApiKeyEntry", "SandboxDirectory"]
 
 
 class SandboxDirectory:
@@ -38,9 +31,15 @@ class SandboxDirectory:
         """How many events have been folded (positions may have gaps)."""
         self.sandboxes: dict[str, Sandbox] = {}
         self.names: dict[tuple[str, str], str] = {}
-        self.api_keys: dict[str, ApiKeyEntry] = {}
+        self.identity = IdentityView()
+        """Organizations and API keys."""
+        self.api_keys: dict[str, ApiKeyEntry] = self.identity.keys
+        self.audit = AuditTrail()
+        self.usage = UsageView()
+        """Each organization's resource usage, for quotas."""
+        self.usage.attach(self.sandboxes)
         self.placed: Counter[str] = Counter()
-        self.listeners: list[Callable[[Sandbox | None, Sandbox], None]] = []
+        self.listeners: list[Callable[[Sandbox | None, Sandbox], None]] = [self.usage.changed]
         """Told of every sandbox change as it is folded (after start-up's initial catch-up too)."""
         self.projections: list[Callable[[Recorded], None]] = []
         """Other read models folded from the same log (webhook endpoints, SSH access): told of every recorded
@@ -55,13 +54,7 @@ class SandboxDirectory:
         for projection in self.projections:
             projection(event)
         payload = event.payload
-        if isinstance(payload, idev.ApiKeyCreated):
-            self.api_keys[payload.key_hash] = ApiKeyEntry(payload.key_id, payload.organization_id, payload.prefix)
-            return
-        if isinstance(payload, idev.ApiKeyRevoked):
-            for entry in self.api_keys.values():
-                if entry.key_id == payload.key_id:
-                    entry.revoked = True
+        if self.identity.apply(event) or self.audit.apply(event) or self.usage.apply(event):
             return
         if isinstance(payload, ev.SandboxNameClaimed):
             self.names[(payload.organization_id, payload.name)] = payload.sandbox_id

@@ -50,6 +50,8 @@ class Rebuilt:
             "live": sum(1 for s in d.sandboxes.values() if s.state != "destroyed"),
             "names": len(d.names),
             "api_keys": len(d.api_keys),
+            "organizations": len(d.identity.organizations),
+            "audit_entries": len(d.audit),
             "placed": {runner: count for runner, count in sorted(d.placed.items()) if count},
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.events / self.seconds) if self.seconds > 0 else None,
@@ -91,8 +93,9 @@ def sandbox_differences(label: str, expected: domain.Sandbox | None, actual: dom
             for field in expected.__struct_fields__ if getattr(expected, field) != getattr(actual, field)]
 
 
-def _key(entry: ApiKeyEntry) -> tuple[str, str, str, bool]:
-    return entry.key_id, entry.organization_id, entry.prefix, entry.revoked
+def _key(entry: ApiKeyEntry) -> tuple[Any, ...]:
+    return (entry.key_id, entry.organization_id, entry.prefix, entry.revoked, entry.name, sorted(entry.permissions),
+            entry.expires_at, entry.last_used_at)
 
 
 def _mapping_differences(label: str, expected: Mapping[Any, Any], actual: Mapping[Any, Any]) -> list[str]:
@@ -120,6 +123,14 @@ def directory_differences(expected: SandboxDirectory, actual: SandboxDirectory) 
                                 {h: _key(e) for h, e in actual.api_keys.items()})
     out += _mapping_differences("placed", {r: n for r, n in expected.placed.items() if n},
                                 {r: n for r, n in actual.placed.items() if n})
+    out += _mapping_differences("organizations", {i: o for i, o in expected.identity.organizations.items()},
+                                {i: o for i, o in actual.identity.organizations.items()})
+    out += _mapping_differences("usage", {o: u for o, u in expected.usage.totals.items() if u.rises()},
+                                {o: u for o, u in actual.usage.totals.items() if u.rises()})
+    out += _mapping_differences("audit", {o: [i.event.audit_id for i in items]
+                                          for o, items in expected.audit.by_organization.items() if items},
+                                {o: [i.event.audit_id for i in items]
+                                 for o, items in actual.audit.by_organization.items() if items})
     return out
 
 

@@ -23,6 +23,7 @@ from ..domain.names import NameSlot, name_key
 from ..domain.scheduling import choose_runner
 from . import listing
 from .directory import SandboxDirectory
+from .quotas import QuotaGate
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 SETTLED = frozenset({"started", "stopped", "error", "destroyed", "build_failed"})
@@ -51,9 +52,6 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     default_cpu: int = 1
     default_memory: int = 1
     default_disk: int = 3
-    max_cpu: int = 4
-    max_memory: int = 8
-    max_disk: int = 10
     default_image: str = "corral/sandbox:default"
     default_snapshot: str = "corral-default"
     default_user: str = "daytona"
@@ -67,13 +65,14 @@ def fold(state: domain.Sandbox | None, event: Recorded) -> domain.Sandbox | None
 class SandboxService:
     def __init__(self, *, event_log: EventLog, directory: SandboxDirectory,
                  runners: Callable[[], Awaitable[list[RunnerHeartbeat]]], recorded: Callable[[], None],
-                 limits: Limits, create_wait: float = 30.0,
+                 limits: Limits, quotas: QuotaGate, create_wait: float = 30.0,
                  report_activity: Callable[[str, datetime], Awaitable[None]] | None = None):
         self._log = event_log
         self._directory = directory
         self._runners = runners
         self._recorded = recorded
         self._limits = limits
+        self._quotas = quotas
         self._create_wait = create_wait
         self._report_activity = report_activity
         self.activity: dict[str, datetime] = {}
@@ -142,10 +141,7 @@ class SandboxService:
         cpu = request.cpu or limits.default_cpu
         memory = request.memory or limits.default_memory
         disk = request.disk or limits.default_disk
-        for label, value, top in (("cpu", cpu, limits.max_cpu), ("memory", memory, limits.max_memory),
-                                  ("disk", disk, limits.max_disk)):
-            if not 1 <= value <= top:
-                raise InvalidRequest(f"{label} must be between 1 and {top}, got {value}")
+        self._quotas.check_size(organization_id, cpu, memory, disk)
         if request.gpu:
             raise InvalidRequest("GPU sandboxes are not supported by this installation")
         if request.snapshot not in (None, "", limits.default_snapshot, limits.default_image):
@@ -171,15 +167,20 @@ class SandboxService:
             preview_token=secrets.token_hex(16),
         )
         slot_key = name_key(organization_id, name)
-        slot = await asyncio.to_thread(self._log.load, slot_key, lambda s, e: (s or NameSlot()).apply(e.payload, e.originator_version))
-        if slot is not None and slot.holder is not None:
-            raise Conflict(f"Sandbox with name {name} already exists")
         claim = ev.SandboxNameClaimed(organization_id=organization_id, name=name, sandbox_id=sandbox_id)
-        try:
-            await asyncio.to_thread(self._log.append, uuid.UUID(sandbox_id), 0, [created], meta,
-                                    (slot_key, slot.version if slot else 0, [claim]))
-        except ConcurrencyConflict:
-            raise Conflict(f"Sandbox with name {name} already exists") from None
+        for _ in range(20):
+            slot = await asyncio.to_thread(self._log.load, slot_key, lambda s, e: (s or NameSlot()).apply(e.payload, e.originator_version))
+            if slot is not None and slot.holder is not None:
+                raise Conflict(f"Sandbox with name {name} already exists")
+            try:
+                await self._quotas.admit(organization_id, None, [created], lambda quota: asyncio.to_thread(
+                    self._log.append, uuid.UUID(sandbox_id), 0, [created], meta,
+                    (slot_key, slot.version if slot else 0, [claim]), *quota))
+                break
+            except ConcurrencyConflict:
+                continue  # the name was taken meanwhile (409 above), or another replica admitted first
+        else:
+            raise Conflict(f"Sandbox {name} could not be admitted: too many concurrent changes; try again")
         self._recorded()
         await self._directory.catch_up()
         await self._directory.wait_for(
@@ -204,8 +205,8 @@ class SandboxService:
                 if slot is not None and slot.holder == sandbox.id:
                     more.append((slot_key, slot.version, released))
             try:
-                await asyncio.to_thread(self._log.append, uuid.UUID(sandbox.id), sandbox.version, sandbox_events,
-                                        meta, *more)
+                await self._quotas.admit(sandbox.organization_id, sandbox, sandbox_events, lambda quota: asyncio.to_thread(
+                    self._log.append, uuid.UUID(sandbox.id), sandbox.version, sandbox_events, meta, *more, *quota))
             except ConcurrencyConflict:
                 continue
             self._recorded()
@@ -232,9 +233,12 @@ class SandboxService:
 
     async def resize(self, organization_id: str, id_or_name: str, cpu: int | None, memory: int | None,
                      meta: dict[str, str]) -> domain.Sandbox:
-        limits = self._limits
-        return await self._decide(organization_id, id_or_name, lambda s: domain.request_resize(
-            s, cpu, memory, limits.max_cpu, limits.max_memory), meta)
+        def decide(s: domain.Sandbox) -> list[Any]:
+            self._quotas.check_size(s.organization_id, s.cpu if cpu is None else cpu,
+                                    s.memory if memory is None else memory, None)
+            quota = self._quotas.quota(s.organization_id)
+            return domain.request_resize(s, cpu, memory, quota.max_cpu_per_sandbox, quota.max_memory_per_sandbox)
+        return await self._decide(organization_id, id_or_name, decide, meta)
 
     async def set_timers(self, organization_id: str, id_or_name: str, meta: dict[str, str],
                          **minutes: int | None) -> domain.Sandbox:

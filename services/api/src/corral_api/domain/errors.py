@@ -34,3 +34,25 @@ class InvalidState(Conflict):
 class NoCapacity(DomainError):
     status = 503
     code = "NO_RUNNER_AVAILABLE"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    code = "UNAUTHORIZED"
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this (a missing permission, an operator-only call)."""
+
+    status = 403
+    code = "FORBIDDEN"
+
+
+class QuotaExceeded(Forbidden):
+    """Over a per-sandbox maximum or the organization's total (Daytona answers quotas with 403 too)."""
+
+    code = "QUOTA_EXCEEDED"
+
+
+class OrganizationSuspended(Forbidden):
+    code = "ORGANIZATION_SUSPENDED"

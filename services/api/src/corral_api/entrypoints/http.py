@@ -13,15 +13,18 @@ from corral_observability import inject_headers
 from corral_web import decode_json, error_response, json_errors, reply
 
 from ..app import listing
+from ..app.audit import AuditWriter
 from ..app.directory import SandboxDirectory
+from ..app.identity import IdentityService
 from ..app.sandboxes import SandboxService
 from ..app.webhook_endpoints import WebhookService
 from ..domain.errors import DomainError, InvalidRequest
 from ..domain.guard import parse_allow_list
-from ..domain.identity import hash_key
-from . import dto, preview_routes, ssh_routes
+from ..domain.identity import AUTHENTICATED, WRITE_SANDBOXES
+from . import dto, preview_routes, ssh_routes, tenancy
+from .access import ACTOR, ORGANIZATION, ROUTE_TABLE, AccessPolicy, access, rate_headers
+from .auditing import auditing
 from .openapi import openapi_document
-from .realtime import PATH as REALTIME_PATH
 from .routes import Query, Route
 from .webhooks_http import WEBHOOK_ROUTES, WEBHOOKS
 
@@ -30,8 +33,6 @@ DIRECTORY = web.AppKey("directory", SandboxDirectory)
 TOOLBOX_URL = web.AppKey("toolbox_url", str)
 OPENAPI = web.AppKey("openapi", bytes)
 STATUS = web.AppKey("status", Callable[[], dict[str, int]])
-ORGANIZATION = web.RequestKey("organization_id", str)
-ACTOR = web.RequestKey("actor", str)
 
 _encode = msgspec.json.encode
 
@@ -104,7 +105,7 @@ async def start_sandbox(request: web.Request) -> web.Response:
 
 
 async def stop_sandbox(request: web.Request) -> web.Response:
-    force = request.query.get("force", "false").lower()
+    force = request.query.get("force", "").lower() or "false"
     if force not in ("true", "false"):
         raise InvalidRequest("force must be true or false")
     service = request.app[SERVICE]
@@ -220,69 +221,66 @@ async def rotate_signing_key(request: web.Request) -> web.Response:
 
 
 ID = "/api/sandbox/{id}"
+WRITE, DELETE, LIFECYCLE = WRITE_SANDBOXES, "delete:sandboxes", "sandbox-lifecycle"
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/health", health, "Liveness", public=True),
     Route("GET", "/api/openapi.json", openapi, "This OpenAPI document", public=True),
-    Route("GET", "/api/config", config, "Platform configuration"),
+    Route("GET", "/api/config", config, "Platform configuration", permission=AUTHENTICATED),
     Route("POST", "/api/sandbox", create_sandbox, "Create a sandbox; answers once it is started or after a bounded wait",
-          body=dto.CreateSandboxBody, response=dto.SandboxDto),
+          body=dto.CreateSandboxBody, response=dto.SandboxDto, permission=WRITE, rate="sandbox-create", errors=(503,)),
     Route("GET", "/api/sandbox", list_sandboxes,
           "List sandboxes: filters, sort (newest first by default) and keyset cursor pages",
-          response=dto.ListSandboxesDto, query=tuple(Query(*p) for p in listing.PARAMETERS)),
-    Route("GET", ID, get_sandbox, "Get a sandbox by id or name", response=dto.SandboxDto),
-    Route("DELETE", ID, delete_sandbox, "Destroy a sandbox", response=dto.SandboxDto),
-    Route("POST", ID + "/start", start_sandbox, "Start a stopped sandbox", response=dto.SandboxDto),
+          response=dto.ListSandboxesDto, query=tuple(Query(*p) for p in listing.PARAMETERS), permission=AUTHENTICATED),
+    Route("GET", ID, get_sandbox, "Get a sandbox by id or name", response=dto.SandboxDto, permission=AUTHENTICATED),
+    Route("DELETE", ID, delete_sandbox, "Destroy a sandbox", response=dto.SandboxDto, permission=DELETE,
+          rate=LIFECYCLE),
+    Route("POST", ID + "/start", start_sandbox, "Start a stopped sandbox", response=dto.SandboxDto, permission=WRITE,
+          rate=LIFECYCLE),
     Route("POST", ID + "/stop", stop_sandbox, "Stop a sandbox", response=dto.SandboxDto,
-          query=(Query("force", {"type": "boolean"}),)),
+          query=(Query("force", {"type": "boolean"}),), permission=WRITE, rate=LIFECYCLE),
     Route("POST", ID + "/archive", archive_sandbox, "Archive a stopped sandbox: its filesystem is kept, its container freed",
-          response=dto.SandboxDto),
-    Route("POST", ID + "/recover", recover_sandbox, "Bring a recoverable sandbox out of error", response=dto.SandboxDto),
+          response=dto.SandboxDto, permission=WRITE, rate=LIFECYCLE),
+    Route("POST", ID + "/recover", recover_sandbox, "Bring a recoverable sandbox out of error", response=dto.SandboxDto,
+          permission=WRITE, rate=LIFECYCLE),
     Route("POST", ID + "/resize", resize_sandbox, "Change CPU and memory (started or stopped)", body=dto.ResizeBody,
-          response=dto.SandboxDto),
+          response=dto.SandboxDto, permission=WRITE, rate=LIFECYCLE),
     Route("POST", ID + "/autostop/{minutes}", set_autostop, "Auto-stop after this many idle minutes (0 = never)",
-          response=dto.SandboxDto),
+          response=dto.SandboxDto, permission=WRITE, action="set_auto_stop_interval"),
     Route("POST", ID + "/autoarchive/{minutes}", set_autoarchive,
-          "Auto-archive after this many minutes stopped (0 = the maximum, 30 days)", response=dto.SandboxDto),
+          "Auto-archive after this many minutes stopped (0 = the maximum, 30 days)", response=dto.SandboxDto,
+          permission=WRITE, action="set_auto_archive_interval"),
     Route("POST", ID + "/autodelete/{minutes}", set_autodelete,
-          "Auto-delete after this many minutes stopped (0 = on stop, negative = never)", response=dto.SandboxDto),
-    Route("POST", ID + "/last-activity", last_activity, "Keep-alive: refresh the sandbox's last activity", status=201),
+          "Auto-delete after this many minutes stopped (0 = on stop, negative = never)", response=dto.SandboxDto,
+          permission=WRITE, action="set_auto_delete_interval"),
+    Route("POST", ID + "/last-activity", last_activity, "Keep-alive: refresh the sandbox's last activity", status=201,
+          permission=WRITE, action="update_last_activity"),
     Route("POST", ID + "/network-settings", network_settings,
           "Change networkBlockAll and/or networkAllowList live; answers once the runner enforces it",
-          body=dto.NetworkSettingsBody, response=dto.SandboxDto),
-    Route("PUT", ID + "/labels", replace_labels, "Replace all labels", body=dto.LabelsBody, response=dto.LabelsDto),
-    Route("GET", ID + "/toolbox-proxy-url", toolbox_proxy_url, "Toolbox base URL", response=dto.ToolboxUrlDto),
-    Route("GET", ID + "/events", sandbox_events, "The sandbox's full event timeline", response=dto.EventsDto),
+          body=dto.NetworkSettingsBody, response=dto.SandboxDto, permission=WRITE, action="update_network_settings"),
+    Route("PUT", ID + "/labels", replace_labels, "Replace all labels", body=dto.LabelsBody, response=dto.LabelsDto,
+          permission=WRITE, action="replace_labels"),
+    Route("GET", ID + "/toolbox-proxy-url", toolbox_proxy_url, "Toolbox base URL", response=dto.ToolboxUrlDto,
+          permission=AUTHENTICATED),
+    Route("GET", ID + "/events", sandbox_events, "The sandbox's full event timeline", response=dto.EventsDto,
+          permission=AUTHENTICATED),
     Route("GET", ID + "/signing-key", signing_key,
-          "The key of the sandbox's signed file URLs (a JSON string; issued on first request)", response=str),
+          "The key of the sandbox's signed file URLs (a JSON string; issued on first request)", response=str,
+          permission=WRITE, action="read_signing_key"),
     Route("POST", ID + "/signing-key/rotate", rotate_signing_key,
-          "Replace the signing key: URLs signed with the previous key stop working", response=str),
-) + preview_routes.ROUTES + ssh_routes.ROUTES
+          "Replace the signing key: URLs signed with the previous key stop working", response=str, permission=WRITE,
+          action="rotate_signing_key"),
+) + tenancy.ROUTES + preview_routes.ROUTES + ssh_routes.ROUTES
 ROUTES += WEBHOOK_ROUTES
 
 
-def authenticate(directory: SandboxDirectory, public_paths: frozenset[str]):  # type: ignore[no-untyped-def]
-    @web.middleware
-    async def middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
-        if request.path in public_paths or not request.path.startswith("/api/") or request.path == REALTIME_PATH:
-            return await handler(request)
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        entry = directory.api_keys.get(hash_key(token.strip())) if scheme.lower() == "bearer" and token else None
-        if entry is None or entry.revoked:
-            return error_response(401, "Invalid or missing API key", "UNAUTHORIZED")
-        request[ORGANIZATION] = entry.organization_id
-        request[ACTOR] = entry.prefix
-        return await handler(request)
-
-    return middleware
-
-
 def create_app(service: SandboxService, directory: SandboxDirectory, toolbox_proxy_url: str,
-               status: Callable[[], dict[str, int]] = dict,
-               webhooks: WebhookService | None = None,
+               status: Callable[[], dict[str, int]] = dict, *, identity: IdentityService, policy: AccessPolicy,
+               audit: AuditWriter | None, webhooks: WebhookService | None = None,
                ssh_access: ssh_routes.SshAccessService | None = None) -> web.Application:
-    public = frozenset(r.path for r in ROUTES if r.public)
-    app = web.Application(middlewares=[json_errors(DomainError), authenticate(directory, public)], client_max_size=8 * 1024**2)
+    middlewares = [json_errors(DomainError), access(policy)]
+    if audit is not None:
+        middlewares.insert(0, auditing(audit))
+    app = web.Application(middlewares=middlewares, client_max_size=8 * 1024**2)
     app[SERVICE] = service
     app[DIRECTORY] = directory
     app[TOOLBOX_URL] = toolbox_proxy_url
@@ -292,6 +290,13 @@ def create_app(service: SandboxService, directory: SandboxDirectory, toolbox_pro
     if ssh_access is not None:
         app[ssh_routes.SSH_ACCESS] = ssh_access
     app[OPENAPI] = _encode(openapi_document(ROUTES))
+    app[tenancy.IDENTITY] = identity
+    app[tenancy.USAGE] = directory.usage
+    app[tenancy.AUDIT_TRAIL] = directory.audit
+    app[tenancy.CATCH_UP] = directory.catch_up
+    table = {}
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
+        table[app.router.add_route(route.method, route.path, route.handler)] = route
+    app[ROUTE_TABLE] = table
+    app.on_response_prepare.append(rate_headers)
     return app

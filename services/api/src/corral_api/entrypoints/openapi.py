@@ -12,12 +12,17 @@ from corral_web import ErrorBody as ErrorDto
 from .routes import Route
 
 _PARAM = re.compile(r"{(\w+)}")
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "minutes": {"type": "integer"},
+    "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+}
+"""Path parameters that are not strings."""
 
 
 def openapi_document(routes: Iterable[Route], version: str = "0.1.0") -> dict[str, Any]:
     routes = list(routes)
     types = sorted({t for r in routes for t in (r.body, r.response) if t is not None} | {ErrorDto},
-                   key=lambda t: t.__name__)
+                   key=repr)
     schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
     refs = dict(zip(types, schemas))
     error = {"description": "Error", "content": {"application/json": {"schema": refs[ErrorDto]}}}
@@ -33,20 +38,32 @@ def openapi_document(routes: Iterable[Route], version: str = "0.1.0") -> dict[st
         if not route.public:
             operation["security"] = [{"bearer": []}]
             operation["responses"]["401"] = error
+            operation["responses"]["403"] = error
+            # who may call it: `authenticated` (any key; answers scoped to its organization), `operator`, or a scope
+            operation["x-permission"] = route.permission or "operator"
         operation["responses"]["400"] = error
+        operation["responses"]["429"] = error
         if "{" in route.path:
             operation["responses"]["404"] = error
         if route.method in ("POST", "DELETE", "PUT", "PATCH"):
             operation["responses"]["409"] = error
-        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        if route.body is not None:
+            operation["responses"]["413"] = error
+        for status in route.errors:
+            operation["responses"][str(status)] = error
+        params = [{"name": name, "in": "path", "required": True, "schema": PATH_PARAMETERS.get(name, {"type": "string"})}
                   for name in _PARAM.findall(route.path)]
+        # an empty query value is no value (`?limit=` is the default limit)
         params += [{"name": q.name, "in": "query", "required": False, "schema": q.schema,
+                    **({"allowEmptyValue": True} if q.schema.get("type") != "array" else {}),
                     **({"description": q.description} if q.description else {})} for q in route.query]
         if params:
             operation["parameters"] = params
         if route.body is not None:
-            operation["requestBody"] = {"required": False,
-                                        "content": {"application/json": {"schema": refs[route.body]}}}
+            schema = refs[route.body]
+            required = bool(components.get(schema.get("$ref", "").rsplit("/", 1)[-1], {}).get("required"))
+            operation["requestBody"] = {"required": required,
+                                        "content": {"application/json": {"schema": schema}}}
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",

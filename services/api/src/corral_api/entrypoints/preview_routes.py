@@ -16,6 +16,7 @@ from corral_web import reply
 from ..app.previews import PreviewService
 from ..domain import previews as domain
 from ..domain.errors import InvalidRequest
+from ..domain.identity import AUTHENTICATED, WRITE_SANDBOXES
 from . import dto
 from .routes import Query, Route
 
@@ -85,16 +86,18 @@ PORT = "/api/sandbox/{id}/ports/{port}"
 ROUTES: tuple[Route, ...] = (
     Route("GET", PORT + "/preview-url", preview_url,
           "The preview URL of a port, and the token that opens it while the sandbox is private",
-          response=PortPreviewUrlDto),
+          response=PortPreviewUrlDto, permission=AUTHENTICATED),
     Route("GET", PORT + "/signed-preview-url", signed_preview_url,
           "A preview URL that needs no other credential, for expiresInSeconds (1-86400, default 60)",
           response=SignedPortPreviewUrlDto,
           query=(Query("expiresInSeconds", {"type": "integer", "minimum": domain.MIN_SECONDS,
-                                            "maximum": domain.MAX_SECONDS}),)),
+                                            "maximum": domain.MAX_SECONDS}),),
+          permission=WRITE_SANDBOXES, action="create_signed_preview_url"),
     Route("POST", PORT + "/signed-preview-url/{token}/expire", expire_signed_preview_url,
-          "Revoke a signed preview URL now"),
+          "Revoke a signed preview URL now", permission=WRITE_SANDBOXES, action="expire_signed_preview_url"),
     Route("POST", "/api/sandbox/{id}/public/{is_public}", set_public,
-          "Make the sandbox's previews public (no credentials) or private", response=dto.SandboxDto),
+          "Make the sandbox's previews public (no credentials) or private", response=dto.SandboxDto,
+          permission=WRITE_SANDBOXES, action="update_public_status"),
 )
 
 

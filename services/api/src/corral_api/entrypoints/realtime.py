@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
@@ -18,7 +19,6 @@ import socketio
 from aiohttp import web
 
 from ..app.directory import SandboxDirectory
-from ..domain.identity import hash_key
 from ..domain.sandbox import Sandbox
 from .dto import sandbox_dto
 
@@ -46,8 +46,9 @@ class EventStream:
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
         token = auth.get("token") if isinstance(auth, dict) else None
-        entry = self._directory.api_keys.get(hash_key(token)) if isinstance(token, str) and token else None
-        if entry is None or entry.revoked:
+        entry = self._directory.identity.authenticate(token, datetime.now(timezone.utc)) \
+            if isinstance(token, str) else None
+        if entry is None:
             raise socketio.exceptions.ConnectionRefusedError("invalid API key")
         await self.server.enter_room(sid, room(entry.organization_id))
         return True

@@ -30,3 +30,14 @@ class Route:
     query: tuple[Query, ...] = field(default_factory=tuple)
     public: bool = False
     """No API key needed (health, the OpenAPI document)."""
+    permission: str | None = None
+    """What the caller's key must hold: `public`, `authenticated` (any valid key; the answer is scoped to
+    its organization), `operator`, or one of Daytona's scopes (`write:sandboxes`, ...). None means
+    unclassified: refused to everyone but operators, and a unit test fails (see domain.identity)."""
+    action: str | None = None
+    """The audit action, when the derived one (create/delete/update/<verb>) is not Daytona's name. A GET
+    route with an action is audited too (it changes something)."""
+    rate: str | None = None
+    """A rate-limit bucket besides `authenticated`: `sandbox-create` or `sandbox-lifecycle`."""
+    errors: tuple[int, ...] = ()
+    """Statuses besides the ones every route may answer (documented in the OpenAPI document)."""

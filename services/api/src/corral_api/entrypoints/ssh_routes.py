@@ -14,6 +14,7 @@ from corral_web import reply
 
 from ..app.ssh_access import SshAccessService
 from ..domain.errors import InvalidRequest
+from ..domain.identity import AUTHENTICATED, WRITE_SANDBOXES
 from . import dto
 from .routes import Query, Route
 
@@ -89,11 +90,13 @@ ROUTES: tuple[Route, ...] = (
           "Issue an SSH access token: `ssh -p <port> <token>@<host>` reaches the sandbox (earlier tokens stay valid)",
           response=SshAccessDto,
           query=(Query("expiresInMinutes", {"type": "integer", "minimum": 1, "default": 60},
-                       "Minutes the token is valid (at most 10080)"),)),
+                       "Minutes the token is valid (at most 10080)"),),
+          permission=WRITE_SANDBOXES, action="create_ssh_access"),
     Route("DELETE", ID + "/ssh-access", revoke_ssh_access,
           "Revoke one SSH access token of the sandbox, or all of them when `token` is omitted",
-          response=dto.SandboxDto, query=(Query("token", {"type": "string"}),)),
+          response=dto.SandboxDto, query=(Query("token", {"type": "string"}),), permission=WRITE_SANDBOXES,
+          action="revoke_ssh_access"),
     Route("GET", "/api/sandbox/ssh-access/validate", validate_ssh_access,
           "Whether an SSH access token would log in now, and its sandbox", response=SshAccessValidationDto,
-          query=(Query("token", {"type": "string"}),)),
+          query=(Query("token", {"type": "string"}),), permission=AUTHENTICATED),
 )

@@ -14,6 +14,7 @@ from corral_web import decode_json, reply
 
 from ..app.webhook_endpoints import WebhookService
 from ..domain.errors import InvalidRequest, InvalidState, NotFound
+from ..domain.identity import AUTHENTICATED
 from ..domain.webhook_endpoint import WebhookEndpoint
 from .dto import iso
 from .routes import Query, Route
@@ -305,35 +306,43 @@ async def replay_since(request: web.Request) -> web.Response:
     return reply(ReplayDto(replayed=len(ids), delivery_ids=ids))
 
 
+MANAGE = "write:webhooks"
+"""Managing endpoints shows their secrets and sends to them: Corral's own permission scope."""
 BASE = "/api/webhooks/endpoints"
 ONE = BASE + "/{endpoint_id}"
 WEBHOOK_ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/webhooks/event-types", list_event_types, "Webhook event types an endpoint can subscribe to",
-          response=EventTypesDto),
+          response=EventTypesDto, permission=AUTHENTICATED),
     Route("POST", BASE, create_endpoint, "Subscribe an HTTP endpoint to events; answers with its signing secret",
-          body=CreateEndpointBody, response=EndpointDto),
+          body=CreateEndpointBody, response=EndpointDto, permission=MANAGE),
     Route("GET", BASE, list_endpoints, "The organization's webhook endpoints (without secrets)",
-          response=EndpointListDto),
-    Route("GET", ONE, get_endpoint, "One webhook endpoint, with its signing secret", response=EndpointDto),
+          response=EndpointListDto, permission=AUTHENTICATED),
+    Route("GET", ONE, get_endpoint, "One webhook endpoint, with its signing secret", response=EndpointDto,
+          permission=MANAGE),
     Route("PATCH", ONE, update_endpoint, "Change the URL, description, event types or enabled; enabling again "
-          "clears an automatic disable", body=UpdateEndpointBody, response=EndpointDto),
-    Route("DELETE", ONE, delete_endpoint, "Delete a webhook endpoint: nothing more is delivered to it", status=204),
+          "clears an automatic disable", body=UpdateEndpointBody, response=EndpointDto, permission=MANAGE),
+    Route("DELETE", ONE, delete_endpoint, "Delete a webhook endpoint: nothing more is delivered to it", status=204,
+          permission=MANAGE),
     Route("POST", ONE + "/secret/rotate", rotate_secret,
           "A new signing secret; deliveries are signed with it, and with the previous one for a grace period "
-          "(24 h by default) so receivers switch without missing one", body=RotateBody, response=EndpointDto),
+          "(24 h by default) so receivers switch without missing one", body=RotateBody, response=EndpointDto, permission=MANAGE,
+          action="rotate_webhook_secret"),
     Route("POST", ONE + "/test", send_test, "Send a test event to the endpoint (delivered, logged and retried "
-          "like any other)", body=TestBody, response=DeliveryDto),
+          "like any other)", body=TestBody, response=DeliveryDto, permission=MANAGE, action="send_test_webhook"),
     Route("GET", ONE + "/deliveries", list_deliveries,
           "The endpoint's delivery log, newest first, with every attempt (time, status, latency, response excerpt)",
           response=DeliveriesDto,
           query=(Query("since", {"type": "string", "format": "date-time"}, "deliveries created at or after"),
                  Query("status", {"type": "string", "enum": list(STATUSES)}),
                  Query("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
-                 Query("cursor", {"type": "string"}, "nextCursor of the previous page"))),
+                 Query("cursor", {"type": "string"}, "nextCursor of the previous page")),
+          permission=AUTHENTICATED),
     Route("GET", ONE + "/deliveries/{delivery_id}", get_delivery, "One delivery with its attempts",
-          response=DeliveryDto),
+          response=DeliveryDto, permission=AUTHENTICATED),
     Route("POST", ONE + "/deliveries/{delivery_id}/replay", replay_delivery,
-          "Send one delivery again (same webhook-id), with a fresh retry schedule", response=ReplayDto),
+          "Send one delivery again (same webhook-id), with a fresh retry schedule", response=ReplayDto,
+          permission=MANAGE, action="replay_webhook_delivery"),
     Route("POST", ONE + "/replay", replay_since, "Send again every delivery created since a time (or only the "
-          "failed ones)", body=ReplayBody, response=ReplayDto),
+          "failed ones)", body=ReplayBody, response=ReplayDto, permission=MANAGE,
+          action="replay_webhook_deliveries"),
 )

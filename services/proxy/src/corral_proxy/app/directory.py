@@ -47,8 +47,16 @@ class Directory:
         async with self._changed:
             self._changed.notify_all()
 
-    def organization_of_key(self, token: str) -> str | None:
-        return self.table.keys.get(hashlib.sha256(token.encode()).hexdigest())
+    def organization_of_key(self, token: str, now: datetime | None = None) -> str | None:
+        """The organization of a usable key (None for unknown, revoked and expired keys alike)."""
+        key_hash = hashlib.sha256(token.encode()).hexdigest()
+        expires = self.table.expiry.get(key_hash)
+        if expires is not None and (now or datetime.now(timezone.utc)) >= expires:
+            return None
+        return self.table.keys.get(key_hash)
+
+    def suspended(self, organization_id: str) -> bool:
+        return organization_id in self.table.suspended
 
     async def _wait(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
         async with self._changed:

@@ -50,6 +50,10 @@ class RouteTable:
         self.routes: dict[str, Route] = {}
         self.keys: dict[str, str] = {}
         """SHA-256 of an API key -> its organization."""
+        self.expiry: dict[str, datetime] = {}
+        """SHA-256 of an API key -> when it stops working (keys that expire)."""
+        self.suspended: set[str] = set()
+        """Organizations whose toolbox traffic is refused."""
         self._key_hashes: dict[str, str] = {}
         self.grants: dict[str, Grant] = {}
         """SHA-256 of a signed preview URL's token -> what it opens."""
@@ -79,8 +83,16 @@ class RouteTable:
             case idev.ApiKeyCreated():
                 self.keys[payload.key_hash] = payload.organization_id
                 self._key_hashes[payload.key_id] = payload.key_hash
+                if payload.expires_at is not None:
+                    self.expiry[payload.key_hash] = payload.expires_at
             case idev.ApiKeyRevoked():
-                self.keys.pop(self._key_hashes.get(payload.key_id, ""), None)
+                key_hash = self._key_hashes.get(payload.key_id, "")
+                self.keys.pop(key_hash, None)
+                self.expiry.pop(key_hash, None)
+            case idev.OrganizationSuspended():
+                self.suspended.add(payload.organization_id)
+            case idev.OrganizationUnsuspended():
+                self.suspended.discard(payload.organization_id)
             case _:
                 state = STATE_AFTER.get(type(payload))
                 route = self.routes.get(getattr(payload, "sandbox_id", ""))

@@ -58,6 +58,9 @@ async def toolbox(request: web.Request) -> web.StreamResponse:
             organization = directory.organization_of_key(bearer) if bearer else None
             if organization is None:
                 return error_response(401, "Invalid or missing API key", "UNAUTHORIZED", PROXY)
+            if directory.suspended(organization):
+                return error_response(403, f"Organization {organization} is suspended", "ORGANIZATION_SUSPENDED",
+                                      PROXY)
             route = await directory.route(sandbox_id, organization)
         base = await directory.runner_url(route.runner_id)
     except Refused as refused:
