@@ -121,8 +121,13 @@ class Api:
                 reported[sandbox_id] = datetime.fromisoformat(value.decode())
             except ValueError:
                 continue
-        self.service.activity = reported
-        return reported
+        known = self.service.activity
+        for sandbox_id, at in reported.items():  # a keep-alive recorded while the bucket was read stays
+            if sandbox_id not in known or known[sandbox_id] < at:
+                known[sandbox_id] = at
+        for sandbox_id in [s for s in known if s not in self.directory.sandboxes]:
+            del known[sandbox_id]
+        return dict(known)
 
     async def report_activity(self, sandbox_id: str, at: datetime) -> None:
         await self.bus.kv_put(ACTIVITY_BUCKET, sandbox_id, at.isoformat().encode())
