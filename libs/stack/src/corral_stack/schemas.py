@@ -36,7 +36,7 @@ def contract_schemas() -> dict[str, Any]:
 
 
 def openapi() -> dict[str, Any]:
-    from corral_api.entrypoints.http import ROUTES
+    from corral_api.entrypoints.http import ALL_ROUTES as ROUTES
     from corral_api.entrypoints.openapi import openapi_document
 
     return openapi_document(ROUTES)

@@ -12,17 +12,24 @@ from aiohttp import web
 from corral_contracts import codecs
 from corral_contracts.codecs import RecordedEvent
 from corral_contracts.runner import RunnerHeartbeat
-from corral_contracts.subjects import ACTIVITY_BUCKET, EVT_STREAM, RUNNER_ASSIGNMENTS, RUNNERS_BUCKET, events_of
+from corral_contracts.subjects import (ACTIVITY_BUCKET, EVT_STREAM, RUNNER_ASSIGNMENTS, RUNNERS_BUCKET, events_of,
+                                      snapshot_manager_command_subject)
 from corral_eventstore import ConcurrencyConflict, EventLog, OutboxRelay
 from corral_messaging import Bus, Consumer, ConsumerPolicy, JetStreamBus
 
 from .app.directory import SandboxDirectory
 from .app.sandboxes import Limits, SandboxService
+from .app.snapshots import SnapshotService
+from .app.storage_supervision import StorageSupervisor
+from .app.volumes import VolumeService
 from .app.supervisor import Supervisor
 from .domain import supervision
 from .domain.identity import admin_key_created, hash_key, key_id_for
 from .entrypoints.consumers import AssignmentDesk, FactRecorder, ProcessManager
+from .entrypoints.build_logs import BuildLogs
 from .entrypoints.http import create_app
+from .entrypoints.snapshot_consumers import SnapshotManagerFacts, SnapshotProcessManager, VolumeProcessManager, send
+from .entrypoints.snapshot_routes import SnapshotEdge
 from .entrypoints.realtime import EventStream
 from .settings import Settings
 
@@ -42,23 +49,38 @@ class Api:
         self.event_log = event_log
         self.directory = SandboxDirectory(event_log)
         self.relay = OutboxRelay(event_log, bus.publish)
+        self.snapshots = SnapshotService(event_log=event_log, directory=self.directory, recorded=self.recorded)
+        self.volumes = VolumeService(event_log=event_log, directory=self.directory, recorded=self.recorded)
         self.service = SandboxService(event_log=event_log, directory=self.directory, runners=self.runners,
                                       recorded=self.recorded, limits=Limits(), create_wait=settings.create_wait,
-                                      report_activity=self.report_activity)
+                                      report_activity=self.report_activity, snapshots=self.snapshots,
+                                      volumes=self.volumes)
         self.process_manager = ProcessManager(bus, event_log)
+        self.snapshot_process_manager = SnapshotProcessManager(bus, event_log, self.directory, self.service)
+        self.storage_supervisor = StorageSupervisor(
+            directory=self.directory, snapshots=self.snapshots, send=self.send_to_snapshot_manager,
+            advance_waiting=self.snapshot_process_manager.advance_waiting, reissue_after=settings.reissue_after,
+            build_deadline=settings.build_timeout + 300)
         self.supervisor = Supervisor(directory=self.directory, service=self.service, activity=self.activity,
                                      reissue=self.process_manager.reissue, interval=settings.supervise_interval,
                                      reissue_after=settings.reissue_after, minute=settings.minute,
                                      deadlines=supervision.scaled(settings.deadline_factor),
-                                     backup=self.process_manager.backup, backup_every=settings.backup_every)
-        self.fact_recorder = FactRecorder(self.service)
+                                     backup=self.process_manager.backup, backup_every=settings.backup_every,
+                                     extra=[self.storage_supervisor.sweep])
+        self.fact_recorder = FactRecorder(self.service, self.snapshots)
         self.assignments = AssignmentDesk(self.directory)
         self.consumers: list[Consumer] = []
         self.app = create_app(self.service, self.directory, settings.toolbox_proxy_url,
-                              status=lambda: {"sweeps": self.supervisor.sweeps, "logPosition": self.directory.position})
+                              status=lambda: {"sweeps": self.supervisor.sweeps, "logPosition": self.directory.position},
+                              snapshots=SnapshotEdge(snapshots=self.snapshots, volumes=self.volumes, sandboxes=self.service,
+                                                     build_logs=BuildLogs(bus, self.directory),
+                                                     toolbox_url=settings.toolbox_proxy_url))
         self.realtime = EventStream(self.directory, settings.toolbox_proxy_url)
         self.realtime.attach(self.app)
         self.app.cleanup_ctx.append(self._lifespan)
+
+    async def send_to_snapshot_manager(self, command: object, command_id: str) -> None:
+        await send(self.bus, snapshot_manager_command_subject(command), command, command_id)  # type: ignore[arg-type]
 
     def recorded(self) -> None:
         self.relay.notify()
@@ -99,6 +121,7 @@ class Api:
         await self.bus.ensure_streams()
         await self.directory.start()
         await self.ensure_admin_key()
+        await self.snapshots.ensure_default()
         await self.realtime.start()
         await self.relay.start()
         self.consumers = [
@@ -106,6 +129,14 @@ class Api:
                              handler=self.process_manager.handle, policy=IN_ORDER),
             self.bus.consume(stream=EVT_STREAM, durable="api-runner-facts", filter_subject=events_of("runner"),
                              handler=self.fact_recorder.handle, policy=IN_ORDER),
+            self.bus.consume(stream=EVT_STREAM, durable="api-snapshot-process-manager",
+                             filter_subject=events_of("snapshot"), handler=self.snapshot_process_manager.handle,
+                             policy=IN_ORDER),
+            self.bus.consume(stream=EVT_STREAM, durable="api-volume-process-manager", filter_subject=events_of("volume"),
+                             handler=VolumeProcessManager(self.bus).handle, policy=IN_ORDER),
+            self.bus.consume(stream=EVT_STREAM, durable="api-snapshot-manager-facts",
+                             filter_subject=events_of("snapshot_manager"),
+                             handler=SnapshotManagerFacts(self.snapshots, self.volumes).handle, policy=IN_ORDER),
         ]
         for consumer in self.consumers:
             await consumer.start()

@@ -27,6 +27,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds between backups of a running sandbox (CORRAL_BACKUP_EVERY)."""
     deadline_factor: float = 1.0
     """Scales every transitional state's deadline. Only tests shorten them."""
+    build_timeout: float = 3600.0
+    """Seconds a snapshot build may take (CORRAL_BUILD_TIMEOUT; the snapshot manager enforces it, the
+    supervisor fails a build still unfinished a while after it)."""
     log_level: str = "INFO"
 
     @classmethod
@@ -50,6 +53,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             minute=float(env.get("CORRAL_MINUTE_SECONDS", "60")),
             deadline_factor=float(env.get("CORRAL_DEADLINE_FACTOR", "1")),
             backup_every=float(env.get("CORRAL_BACKUP_EVERY", "3600")),
+            build_timeout=float(env.get("CORRAL_BUILD_TIMEOUT", "3600")),
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
         )
 

@@ -14,10 +14,14 @@ import msgspec
 
 from corral_contracts import runner as facts
 from corral_contracts import sandbox as ev
+from corral_contracts.sandbox import BuildInfo
+from corral_contracts.volume import VolumeMount
 
 from .errors import InvalidRequest, InvalidState
 
-TRANSITIONAL = frozenset({"creating", "starting", "stopping", "destroying", "archiving", "restoring", "resizing"})
+TRANSITIONAL = frozenset({"creating", "starting", "stopping", "destroying", "archiving", "restoring", "resizing",
+                          "pending_build", "building_snapshot"})
+WAITING_FOR_BUILD = frozenset({"pending_build", "building_snapshot"})
 
 CONTAINER_LOST = "reconcile"
 """The operation a runner names when it finds a sandbox's container gone."""
@@ -63,12 +67,16 @@ class Sandbox(msgspec.Struct, frozen=True, kw_only=True):
     """The state a resize returns to."""
     signing_key: str = ""
     """The key of signed file URLs ("" until first asked for)."""
+    snapshot_id: str = ""
+    snapshot_ref: str = ""
+    volumes: list[VolumeMount] = []
+    build: BuildInfo | None = None
 
 
 def created(event: ev.SandboxCreated, version: int, at: datetime) -> Sandbox:
-    fields = {f: getattr(event, f) for f in event.__struct_fields__ if f != "sandbox_id"}
-    return Sandbox(id=event.sandbox_id, version=version, state="creating", desired_state="started",
-                   created_at=at, updated_at=at, **fields)
+    fields = {f: getattr(event, f) for f in event.__struct_fields__ if f not in ("sandbox_id", "pending_build")}
+    return Sandbox(id=event.sandbox_id, version=version, state="pending_build" if event.pending_build else "creating",
+                   desired_state="started", created_at=at, updated_at=at, **fields)
 
 
 def evolve(sandbox: Sandbox | None, event: Any, version: int, at: datetime) -> Sandbox | None:
@@ -116,6 +124,12 @@ def evolve(sandbox: Sandbox | None, event: Any, version: int, at: datetime) -> S
                        "resume_state": None}
         case ev.SandboxRecoverRequested():
             change |= {"state": "starting", "desired_state": "started", "error_reason": None, "recoverable": False}
+        case ev.SandboxBuildStarted():
+            change |= {"state": "building_snapshot"}
+        case ev.SandboxSnapshotReady(image=image, snapshot_ref=ref):
+            change |= {"state": "creating", "image": image, "snapshot_ref": ref}
+        case ev.SandboxBuildFailed(reason=reason):
+            change |= {"state": "build_failed", "error_reason": reason, "recoverable": False}
         case ev.SandboxSigningKeyRotated(signing_key=key):
             change |= {"signing_key": key}
         case _:
@@ -227,6 +241,21 @@ def rotate_signing_key(sandbox: Sandbox, candidate: str) -> list[Any]:
     if sandbox.state in ("destroying", "destroyed"):
         raise InvalidState(f"Sandbox {sandbox.id} is {sandbox.state}")
     return [ev.SandboxSigningKeyRotated(sandbox_id=sandbox.id, signing_key=candidate)]
+
+
+def snapshot_progress(sandbox: Sandbox, snapshot_state: str, reason: str | None, image: str,
+                      snapshot_ref: str) -> list[Any]:
+    """A sandbox waiting for its snapshot follows the build: `building_snapshot` while it builds, `creating`
+    once it is active, `build_failed` (with the build's reason) if it failed."""
+    if sandbox.state not in WAITING_FOR_BUILD:
+        return []
+    if snapshot_state == "active":
+        return [ev.SandboxSnapshotReady(sandbox_id=sandbox.id, image=image, snapshot_ref=snapshot_ref)]
+    if snapshot_state in ("error", "build_failed", "inactive", "removing", "removed"):
+        return [ev.SandboxBuildFailed(sandbox_id=sandbox.id, reason=reason or f"the snapshot is {snapshot_state}")]
+    if snapshot_state in ("building", "pulling") and sandbox.state == "pending_build":
+        return [ev.SandboxBuildStarted(sandbox_id=sandbox.id)]
+    return []
 
 
 def observe(sandbox: Sandbox, fact: Any) -> list[Any]:

@@ -9,7 +9,6 @@ import msgspec
 from aiohttp import web
 
 from corral_contracts import sandbox as ev
-from corral_observability import inject_headers
 from corral_web import decode_json, error_response, json_errors, reply
 
 from ..app import listing
@@ -20,6 +19,9 @@ from ..domain.identity import hash_key
 from . import dto
 from .openapi import openapi_document
 from .realtime import PATH as REALTIME_PATH
+from .request_context import ACTOR, ORGANIZATION, event_meta, organization
+from .snapshot_routes import SNAPSHOT_ROUTES, SnapshotEdge
+from .volume_routes import VOLUME_ROUTES
 from .routes import Query, Route
 
 SERVICE = web.AppKey("service", SandboxService)
@@ -27,21 +29,8 @@ DIRECTORY = web.AppKey("directory", SandboxDirectory)
 TOOLBOX_URL = web.AppKey("toolbox_url", str)
 OPENAPI = web.AppKey("openapi", bytes)
 STATUS = web.AppKey("status", Callable[[], dict[str, int]])
-ORGANIZATION = web.RequestKey("organization_id", str)
-ACTOR = web.RequestKey("actor", str)
 
 _encode = msgspec.json.encode
-
-
-def organization(request: web.Request) -> str:
-    return request[ORGANIZATION]
-
-
-def event_meta(request: web.Request) -> dict[str, str]:
-    meta = inject_headers({})
-    meta["Corral-Actor"] = request.get(ACTOR, "")
-    meta["Corral-Source"] = request.headers.get("X-Daytona-Source", request.headers.get("User-Agent", ""))[:100]
-    return meta
 
 
 def sandbox_reply(request: web.Request, sandbox: Any) -> web.Response:
@@ -232,6 +221,10 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+ALL_ROUTES: tuple[Route, ...] = (*ROUTES, *SNAPSHOT_ROUTES, *VOLUME_ROUTES)
+"""Every route of the api (the OpenAPI document lists these)."""
+
+
 def authenticate(directory: SandboxDirectory, public_paths: frozenset[str]):  # type: ignore[no-untyped-def]
     @web.middleware
     async def middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
@@ -250,14 +243,17 @@ def authenticate(directory: SandboxDirectory, public_paths: frozenset[str]):  # 
 
 
 def create_app(service: SandboxService, directory: SandboxDirectory, toolbox_proxy_url: str,
-               status: Callable[[], dict[str, int]] = dict) -> web.Application:
-    public = frozenset(r.path for r in ROUTES if r.public)
+               status: Callable[[], dict[str, int]] = dict, snapshots: SnapshotEdge | None = None) -> web.Application:
+    routes = ALL_ROUTES if snapshots is not None else ROUTES
+    public = frozenset(r.path for r in routes if r.public)
     app = web.Application(middlewares=[json_errors(DomainError), authenticate(directory, public)], client_max_size=8 * 1024**2)
     app[SERVICE] = service
     app[DIRECTORY] = directory
     app[TOOLBOX_URL] = toolbox_proxy_url
     app[STATUS] = status
-    app[OPENAPI] = _encode(openapi_document(ROUTES))
-    for route in ROUTES:
+    app[OPENAPI] = _encode(openapi_document(routes))
+    if snapshots is not None:
+        snapshots.install(app)
+    for route in routes:
         app.router.add_route(route.method, route.path, route.handler)
     return app
