@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 MEMBERS := libs/contracts libs/observability libs/messaging libs/eventstore libs/agent libs/web \
-           libs/stack libs/testing services/api services/runner services/proxy
+           libs/stack libs/testing services/api services/runner services/proxy \
+           services/snapshot_manager
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 

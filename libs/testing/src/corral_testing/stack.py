@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.errors
 import pytest
 
 from corral_stack.stack import Stack, StackConfig
@@ -23,11 +24,24 @@ TEST_RUN_LABEL = "corral.test-run"
 
 
 def remove_labelled(label: str, value: str) -> int:
+    """Containers, then images (snapshots, with every tag runners gave them) and volumes carrying the label."""
     client = docker.from_env()
+    selector = {"label": f"{label}={value}"}
     try:
-        containers = client.containers.list(all=True, filters={"label": f"{label}={value}"})
+        containers = client.containers.list(all=True, filters=selector)
         for container in containers:
             container.remove(force=True, v=True)
+        for image in client.images.list(filters=selector):
+            try:
+                client.images.remove(image.id, force=True)
+            except docker.errors.APIError:
+                pass  # a child image was removed with it, or it is shared with another test's
+        volumes = client.volumes.list(filters=selector)
+        for volume in sorted(volumes, key=lambda v: "corral.volume_of" not in (v.attrs.get("Labels") or {})):
+            try:
+                volume.remove(force=True)
+            except docker.errors.APIError:
+                pass
         return len(containers)
     finally:
         client.close()

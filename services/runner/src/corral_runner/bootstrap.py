@@ -18,12 +18,14 @@ from corral_agent.client import AgentUnavailable
 from corral_contracts import codecs
 from corral_contracts.envelope import EventEnvelope
 from corral_contracts.runner import AssignmentsRequest, RunnerHeartbeat
+from corral_contracts.snapshot import runner_image
 from corral_contracts.subjects import ACTIVITY_BUCKET, CMD_STREAM, RUNNER_ASSIGNMENTS, RUNNERS_BUCKET, event_subject, runner_commands
 from corral_messaging import Bus, Consumer, ConsumerPolicy, JetStreamBus
 
 from .adapters.agent_link import AgentLink
 from .adapters.docker_engine import DockerEngine
 from .adapters.docker_stats import DockerStats
+from .adapters.snapshot_source import SnapshotSource
 from .app.ports import ContainerEngine
 from .app.sandboxes import SandboxRunner
 from .domain.isolation import AGENT_FILE
@@ -46,13 +48,19 @@ class Runner:
         self.sandboxes = SandboxRunner(runner_id=settings.runner_id, engine=engine, agent=self.agent,
                                        report=self.report, agent_dir=self.agent_dir,
                                        agent_ready_timeout=settings.agent_ready_timeout,
-                                       extra_labels=settings.container_labels)
+                                       extra_labels=settings.container_labels,
+                                       snapshots=SnapshotSource(engine, manager_url=settings.snapshot_manager_url,  # type: ignore[arg-type]
+                                                                token=settings.internal_token,
+                                                                registry=settings.registry),
+                                       helper_image=settings.helper_image)
         self.commands: Consumer | None = None
         self.app = create_toolbox_app(self.agent, settings.internal_token, DockerStats(settings.docker_url))
         self.app.cleanup_ctx.append(self._lifespan)
         self._tasks: list[asyncio.Task[Any]] = []
         self.reconciled = asyncio.Event()
         self.sandbox_count = 0
+        self.snapshot_refs: list[str] = []
+        """Snapshot images this runner holds (refreshed with the activity report)."""
 
     async def report(self, fact: Any, *, msg_id: str) -> None:
         envelope = EventEnvelope(event_id=msg_id, aggregate_id=fact.sandbox_id,
@@ -63,7 +71,8 @@ class Runner:
         """Registration and liveness: nothing here waits on Docker, so a slow engine never lets the
         runner's key expire (the sandbox count is the one the observer loop last saw)."""
         beat = RunnerHeartbeat(runner_id=self.settings.runner_id, toolbox_url=self.settings.toolbox_url,
-                               started_at=self.started_at, cpus=os.cpu_count() or 1, sandboxes=self.sandbox_count)
+                               started_at=self.started_at, cpus=os.cpu_count() or 1, sandboxes=self.sandbox_count,
+                               snapshots=self.snapshot_refs)
         await self.bus.kv_put(RUNNERS_BUCKET, self.settings.runner_id, codecs.encode(beat))
 
     async def report_busy(self) -> int:
@@ -72,6 +81,9 @@ class Runner:
         now = datetime.now(timezone.utc).isoformat().encode()
         containers = await self.engine.list_managed(self.settings.runner_id)
         self.sandbox_count = len(containers)
+        prefix = runner_image(self.settings.runner_id, "x:y").split("/")[0] + "/"
+        self.snapshot_refs = [tag.removeprefix(prefix).replace("-", ":", 0) for tag in
+                              await self.engine.tags_with_prefix(prefix)]
         for observed in containers:
             if not observed.running:
                 continue

@@ -23,6 +23,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     agent_ready_timeout: float = 30.0
     container_labels: dict[str, str] = {}
     """Extra labels on every container (tests use one to find and remove what they made)."""
+    snapshot_manager_url: str = "http://127.0.0.1:3010"
+    """Where snapshot images this runner lacks come from (unless a registry is configured)."""
+    registry: str = ""
+    helper_image: str = "corral/sandbox:default"
     log_level: str = "INFO"
 
     @property
@@ -50,6 +54,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             toolbox_url=env.get("CORRAL_RUNNER_URL", f"http://{host}:{port}"),
             container_labels=labels,
             heartbeat_interval=float(env.get("CORRAL_HEARTBEAT_INTERVAL", "5")),
+            snapshot_manager_url=env.get("CORRAL_SNAPSHOT_MANAGER_URL", "http://127.0.0.1:3010"),
+            registry=env.get("CORRAL_REGISTRY", "").rstrip("/"),
+            helper_image=env.get("CORRAL_HELPER_IMAGE", "corral/sandbox:default"),
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
         )
 

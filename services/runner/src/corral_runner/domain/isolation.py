@@ -59,10 +59,13 @@ class ContainerSpec(msgspec.Struct, frozen=True, kw_only=True):
     security_opt: list[str]
     network: str | None
     """None = no network at all (`networkBlockAll`)."""
+    volumes: list[tuple[str, str]] = []
+    """(engine-managed named volume, container path): volumes, never host paths."""
 
 
 def container_spec(command: CreateSandbox, *, runner_id: str, agent_dir: str, run_dir: str,
-                   extra_labels: dict[str, str] | None = None) -> ContainerSpec:
+                   extra_labels: dict[str, str] | None = None,
+                   volumes: list[tuple[str, str]] | None = None) -> ContainerSpec:
     home = "/root" if command.user == "root" else f"/home/{command.user}"
     environment = {
         "HOME": home, "USER": command.user, "LANG": "C.UTF-8",
@@ -90,4 +93,5 @@ def container_spec(command: CreateSandbox, *, runner_id: str, agent_dir: str, ru
         cap_add=list(ALLOWED_CAPABILITIES),
         security_opt=["no-new-privileges:true"],
         network=None if command.network_block_all else NETWORK_NAME,
+        volumes=list(volumes or []),
     )
