@@ -82,8 +82,7 @@ class Runner:
         containers = await self.engine.list_managed(self.settings.runner_id)
         self.sandbox_count = len(containers)
         prefix = runner_image(self.settings.runner_id, "x:y").split("/")[0] + "/"
-        self.snapshot_refs = [tag.removeprefix(prefix).replace("-", ":", 0) for tag in
-                              await self.engine.tags_with_prefix(prefix)]
+        self.snapshot_refs = [tag.removeprefix(prefix) for tag in await self.engine.tags_with_prefix(prefix)]
         for observed in containers:
             if not observed.running:
                 continue

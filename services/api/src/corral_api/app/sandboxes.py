@@ -202,8 +202,7 @@ class SandboxService:
             else:
                 snapshot_ref = snapshot.ref
         if snapshot_ref:
-            held = [r for r in runners if snapshot_ref in r.snapshots]
-            runner_id = choose_runner(held or runners, dict(self._directory.placed))
+            runner_id = choose_runner(runners, dict(self._directory.placed), snapshot_ref)
             image = runner_image(runner_id, snapshot_ref)
         else:
             runner_id = choose_runner(runners, dict(self._directory.placed))
