@@ -13,6 +13,7 @@ from . import lifecycle, replay
 from . import toolbox_pty
 from . import toolbox_files
 from . import toolbox_sessions
+from . import snapshots
 from .figures import Options, Series
 
 Suite = Callable[[Stack, Options], Awaitable[list[Series]]]
@@ -23,4 +24,5 @@ SUITES: list[tuple[str, Suite]] = [
     ("toolbox_pty", toolbox_pty.run),
     ("toolbox_files", toolbox_files.run),
     ("toolbox_sessions", toolbox_sessions.run),
+    ("snapshots", snapshots.run),
 ]

@@ -8,9 +8,12 @@ import logging
 import uuid
 from typing import Any
 
+import msgspec
+
 from corral_contracts import codecs
 from corral_contracts import snapshot as snev
 from corral_contracts.envelope import CommandEnvelope
+from corral_contracts.snapshot_manager import RemoveSnapshotImage
 from corral_contracts.subjects import runner_command_subject, snapshot_manager_command_subject
 from corral_eventstore import EventLog, utcnow
 from corral_messaging import Bus, Delivery, PoisonMessage
@@ -59,6 +62,10 @@ class SnapshotProcessManager:
         if state is None:
             return
         command = snapshot_command(envelope.payload, state)
+        if isinstance(command, RemoveSnapshotImage):
+            await self._directory.catch_up()
+            shared = any(s.ref == command.ref and s.id != command.snapshot_id for s in self._directory.snapshots.values())
+            command = msgspec.structs.replace(command, keep_image=shared)
         if command is not None:
             await send(self._bus, snapshot_manager_command_subject(command), command,
                        f"{envelope.event_id}:{type(command).__name__}")

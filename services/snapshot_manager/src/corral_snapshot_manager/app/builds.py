@@ -164,7 +164,8 @@ class Builder:
         return version
 
     async def remove(self, command: sm.RemoveSnapshotImage, cause: str) -> None:
-        await self._images.remove(command.ref)
+        if not command.keep_image:
+            await self._images.remove(command.ref)
         await self._fact(cause, sm.ImageRemoved(snapshot_id=command.snapshot_id))
 
     async def create_volume(self, command: sm.CreateVolumeStorage, cause: str) -> None:
