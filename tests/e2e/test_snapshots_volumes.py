@@ -128,9 +128,11 @@ def test_a_sandbox_filesystem_becomes_a_snapshot_new_sandboxes_start_from(dayton
     name = f"captured-{RUN}"
     try:
         source.process.exec("echo kept-in-snapshot > marker.txt")
-        source.create_snapshot(name)
+        source.create_snapshot(name)  # waits while the sandbox is `snapshotting`
+        source.refresh_data()
+        assert source.state == "started"
         snapshot = daytona.snapshot.get(name)
-        assert snapshot.source_sandbox_id == source.id
+        assert snapshot.source_sandbox_id == source.id and snapshot.state == "active", snapshot
     finally:
         daytona.delete(source)
 
@@ -151,8 +153,8 @@ async def test_build_failures_say_why(daytona: Daytona, stack: Stack, rest: Rest
         daytona.snapshot.create(CreateSnapshotParams(name=f"unpullable-{RUN}",
                                                      image=Image.base("python:3.12").pip_install("six")), timeout=120)
     assert daytona.snapshot.get(f"unpullable-{RUN}").state == "build_failed"
-    broken = Image.base(stack.sandbox_image).run_commands(f"echo {RUN}", "rm -f /usr/bin/python3*")
-    with pytest.raises(DaytonaError, match="python3"):
+    broken = Image.base(stack.sandbox_image).run_commands(f"echo {RUN}", "rm -f /usr/bin/python3* /usr/bin/apt*")
+    with pytest.raises(DaytonaError, match="no usable python3.*no package manager to install python3 with"):
         daytona.snapshot.create(CreateSnapshotParams(name=f"no-python-{RUN}", image=broken), timeout=600)
     with pytest.raises(DaytonaError, match="BUILD_FAILED"):
         daytona.create(CreateSandboxFromImageParams(image=f"python:3.12-{RUN}"), timeout=120)
@@ -163,6 +165,47 @@ async def test_build_failures_say_why(daytona: Daytona, stack: Stack, rest: Rest
     status, logs = await rest.call("GET", f"{rest.api}/sandbox/{sandbox['id']}/build-logs")
     assert status == 200 and b"not present on this Docker host" in logs, logs
     await rest.delete(sandbox["id"])
+
+
+def test_an_image_without_python_gets_one_added(daytona: Daytona, stack: Stack) -> None:
+    image = Image.base(stack.sandbox_image).run_commands(
+        f"echo {RUN}", "DEBIAN_FRONTEND=noninteractive apt-get purge -y python3.11-minimal python3-minimal "
+        "libpython3.11-minimal > /dev/null", "! command -v python3")
+    logs: list[str] = []
+    snapshot = daytona.snapshot.create(CreateSnapshotParams(name=f"python-added-{RUN}", image=image),
+                                       on_logs=logs.append, timeout=600)
+    assert snapshot.state == "active"
+    assert any("adding python3" in line for line in logs), logs
+    sandbox = daytona.create(CreateSandboxFromSnapshotParams(snapshot=snapshot.name), timeout=180)
+    try:
+        assert sandbox.process.code_run("import sys; print(sys.version_info >= (3, 9))").result.strip() == "True"
+    finally:
+        daytona.delete(sandbox)
+
+
+def test_an_image_on_the_host_with_its_own_entrypoint_becomes_a_snapshot(daytona: Daytona, stack: Stack,
+                                                                           tmp_path: Path) -> None:
+    tag = f"corral-test-entrypoint:{RUN}"
+    (tmp_path / "Dockerfile").write_text(f'FROM {stack.sandbox_image}\nENTRYPOINT ["/bin/false"]\n')
+    client = docker.from_env()
+    client.images.build(path=str(tmp_path), tag=tag, labels=dict(stack.config.container_labels))
+    logs: list[str] = []
+    try:
+        snapshot = daytona.snapshot.create(CreateSnapshotParams(name=f"host-image-{RUN}", image=tag),
+                                           on_logs=logs.append, timeout=300)
+        assert snapshot.state == "active" and snapshot.image_name == tag
+        assert snapshot.entrypoint == ["/bin/false"]
+        sandbox = daytona.create(CreateSandboxFromSnapshotParams(snapshot=snapshot.name), timeout=180)
+        try:
+            assert sandbox.process.exec("echo runs").result.strip() == "runs"
+        finally:
+            daytona.delete(sandbox)
+        daytona.snapshot.delete(snapshot)
+        with pytest.raises(DaytonaError):
+            daytona.snapshot.get(snapshot.name)
+    finally:
+        client.images.remove(tag, force=True)
+        client.close()
 
 
 async def test_refusals(daytona: Daytona, pip_snapshot: tuple[str, list[str]], rest: Rest) -> None:

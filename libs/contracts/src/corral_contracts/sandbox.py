@@ -74,6 +74,19 @@ class SandboxBuildFailed(_SandboxEvent):
     reason: str
 
 
+class SandboxSnapshotStarted(_SandboxEvent):
+    """The sandbox's filesystem is being kept as snapshot `snapshot_id`: `snapshotting` until it is done."""
+
+    snapshot_id: str
+
+
+class SandboxSnapshotFinished(_SandboxEvent):
+    """The capture ended (`ok` or not): the sandbox is back in the state it was in."""
+
+    snapshot_id: str
+    ok: bool = True
+
+
 class SandboxStarted(_SandboxEvent):
     """A runner reported the container running and its agent answering."""
 
@@ -210,6 +223,8 @@ SandboxEvent = Union[
     SandboxBuildStarted,
     SandboxSnapshotReady,
     SandboxBuildFailed,
+    SandboxSnapshotStarted,
+    SandboxSnapshotFinished,
     SandboxNameClaimed,
     SandboxNameReleased,
 ]

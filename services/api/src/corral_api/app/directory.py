@@ -145,8 +145,10 @@ class SandboxDirectory:
             self.builds[(after.organization_id, after.build_hash)] = snapshot_id
 
     def users_of_snapshot(self, snapshot_id: str) -> int:
-        """Live sandboxes that start (or will start) from a snapshot."""
-        return sum(1 for s in self.sandboxes.values() if s.snapshot_id == snapshot_id and s.state != "destroyed")
+        """Sandboxes that start (or will start) from a snapshot; one being destroyed no longer counts (removing the
+        snapshot's tag does not disturb a container that is going away)."""
+        return sum(1 for s in self.sandboxes.values()
+                   if s.snapshot_id == snapshot_id and s.state not in ("destroying", "destroyed"))
 
     def users_of_volume(self, volume_id: str) -> int:
         """Live sandboxes that mount a volume (a stopped or archived one still needs it)."""

@@ -240,7 +240,7 @@ class SandboxService:
 
     async def follow_build(self, sandbox: domain.Sandbox, meta: dict[str, str]) -> None:
         """Move a sandbox waiting for its snapshot along with the build (idempotent)."""
-        snapshot = self._directory.snapshots.get(sandbox.snapshot_id)
+        snapshot = self._directory.snapshots.get(sandbox.capturing or sandbox.snapshot_id)
         state = snapshot.state if snapshot else "removed"
         reason = snapshot.error_reason if snapshot else "the snapshot was removed"
         await self.apply(sandbox, lambda s: domain.snapshot_progress(

@@ -19,6 +19,7 @@ from corral_eventstore import ConcurrencyConflict, EventLog, Recorded
 from ..domain import snapshot as domain
 from ..domain.errors import Conflict, InvalidRequest, NotFound
 from ..domain.names import NameSlot
+from ..domain.sandbox import start_snapshot
 from ..domain.snapshot import Snapshot
 from .directory import SandboxDirectory
 
@@ -164,20 +165,20 @@ class SnapshotService:
         return await self._loaded(snapshot_id)
 
     async def capture(self, organization_id: str, sandbox: Any, name: str, meta: dict[str, str]) -> Snapshot:
-        """A snapshot of a sandbox's filesystem (`POST /sandbox/{id}/snapshot`)."""
-        if sandbox.state not in ("started", "stopped"):
-            raise Conflict(f"Sandbox {sandbox.id} must be started or stopped to be snapshotted (it is {sandbox.state})")
+        """A snapshot of a sandbox's filesystem (`POST /sandbox/{id}/snapshot`); the sandbox is `snapshotting`
+        until it is done (recorded in the same transaction)."""
         if not name.strip():
             raise InvalidRequest("name is required")
         snapshot_id = str(uuid.uuid4())
+        started = start_snapshot(sandbox, snapshot_id)
         created = ev.SnapshotCreated(
             snapshot_id=snapshot_id, organization_id=organization_id, name=name.strip(),
             ref=snapshot_image(snapshot_id.replace("-", "")), source="sandbox", source_sandbox_id=sandbox.id,
             cpu=sandbox.cpu, memory=sandbox.memory, disk=sandbox.disk)
-        await self._record_named(created, meta)
+        await self._record_named(created, meta, (uuid.UUID(sandbox.id), sandbox.version, started))
         return await self._loaded(snapshot_id)
 
-    async def _record_named(self, created: ev.SnapshotCreated, meta: dict[str, str]) -> None:
+    async def _record_named(self, created: ev.SnapshotCreated, meta: dict[str, str], *more: Any) -> None:
         org, name = created.organization_id, created.name
         if self.find(org, name) is not None and self.find(org, name).general:  # type: ignore[union-attr]
             raise Conflict(f"Snapshot with name {name} already exists")
@@ -188,9 +189,9 @@ class SnapshotService:
         claim = ev.SnapshotNameClaimed(organization_id=org, name=name, snapshot_id=created.snapshot_id)
         try:
             await asyncio.to_thread(self._log.append, uuid.UUID(created.snapshot_id), 0, [created], meta,
-                                    (key, slot.version if slot else 0, [claim]))
+                                    (key, slot.version if slot else 0, [claim]), *more)
         except ConcurrencyConflict:
-            raise Conflict(f"Snapshot with name {name} already exists") from None
+            raise Conflict(f"Snapshot with name {name} already exists, or the sandbox changed meanwhile") from None
         self._recorded()
         await self._directory.catch_up()
 

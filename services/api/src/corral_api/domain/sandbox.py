@@ -20,7 +20,7 @@ from corral_contracts.volume import VolumeMount
 from .errors import InvalidRequest, InvalidState
 
 TRANSITIONAL = frozenset({"creating", "starting", "stopping", "destroying", "archiving", "restoring", "resizing",
-                          "pending_build", "building_snapshot"})
+                          "pending_build", "building_snapshot", "snapshotting"})
 WAITING_FOR_BUILD = frozenset({"pending_build", "building_snapshot"})
 
 CONTAINER_LOST = "reconcile"
@@ -71,6 +71,8 @@ class Sandbox(msgspec.Struct, frozen=True, kw_only=True):
     snapshot_ref: str = ""
     volumes: list[VolumeMount] = []
     build: BuildInfo | None = None
+    capturing: str = ""
+    """The snapshot being made of this sandbox while it is `snapshotting`."""
 
 
 def created(event: ev.SandboxCreated, version: int, at: datetime) -> Sandbox:
@@ -130,6 +132,10 @@ def evolve(sandbox: Sandbox | None, event: Any, version: int, at: datetime) -> S
             change |= {"state": "creating", "image": image, "snapshot_ref": ref}
         case ev.SandboxBuildFailed(reason=reason):
             change |= {"state": "build_failed", "error_reason": reason, "recoverable": False}
+        case ev.SandboxSnapshotStarted():
+            change |= {"state": "snapshotting", "resume_state": sandbox.state, "capturing": event.snapshot_id}
+        case ev.SandboxSnapshotFinished():
+            change |= {"state": sandbox.resume_state or "started", "resume_state": None, "capturing": ""}
         case ev.SandboxSigningKeyRotated(signing_key=key):
             change |= {"signing_key": key}
         case _:
@@ -243,10 +249,28 @@ def rotate_signing_key(sandbox: Sandbox, candidate: str) -> list[Any]:
     return [ev.SandboxSigningKeyRotated(sandbox_id=sandbox.id, signing_key=candidate)]
 
 
+def start_snapshot(sandbox: Sandbox, snapshot_id: str) -> list[Any]:
+    """Daytona's `snapshotting`: only a started or stopped sandbox (its container exists) is captured."""
+    if sandbox.state not in ("started", "stopped"):
+        raise InvalidState(f"Sandbox {sandbox.id} must be started or stopped to be snapshotted (it is {sandbox.state})")
+    return [ev.SandboxSnapshotStarted(sandbox_id=sandbox.id, snapshot_id=snapshot_id)]
+
+
+def finish_snapshot(sandbox: Sandbox, snapshot_id: str, ok: bool) -> list[Any]:
+    if sandbox.state != "snapshotting":
+        return []
+    return [ev.SandboxSnapshotFinished(sandbox_id=sandbox.id, snapshot_id=snapshot_id, ok=ok)]
+
+
 def snapshot_progress(sandbox: Sandbox, snapshot_state: str, reason: str | None, image: str,
                       snapshot_ref: str) -> list[Any]:
     """A sandbox waiting for its snapshot follows the build: `building_snapshot` while it builds, `creating`
-    once it is active, `build_failed` (with the build's reason) if it failed."""
+    once it is active, `build_failed` (with the build's reason) if it failed. A sandbox being captured
+    (`snapshotting`) returns to its state once its snapshot is settled."""
+    if sandbox.state == "snapshotting":
+        if snapshot_state in ("active", "error", "build_failed", "inactive", "removing", "removed"):
+            return finish_snapshot(sandbox, sandbox.capturing, ok=snapshot_state == "active")
+        return []
     if sandbox.state not in WAITING_FOR_BUILD:
         return []
     if snapshot_state == "active":

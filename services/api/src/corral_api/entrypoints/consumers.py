@@ -19,7 +19,7 @@ from corral_messaging import Bus, Delivery, PoisonMessage
 from ..app.directory import SandboxDirectory
 from ..app.process_manager import assignment, command_for, command_for_state
 from ..app.sandboxes import SandboxService, fold
-from ..domain.sandbox import Sandbox
+from ..domain.sandbox import Sandbox, finish_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,10 @@ class FactRecorder:
         if isinstance(envelope.payload, (SandboxSnapshotCaptured, SandboxSnapshotCaptureFailed)):
             if self._snapshots is not None:
                 await self._snapshots.observe(envelope.payload, meta)
+            sandbox = await self._service.load(envelope.payload.sandbox_id)
+            if sandbox is not None:
+                ok = isinstance(envelope.payload, SandboxSnapshotCaptured)
+                await self._service.apply(sandbox, lambda s: finish_snapshot(s, envelope.payload.snapshot_id, ok), meta)
             return
         await self._service.observe(envelope.payload, meta)
 

@@ -80,8 +80,9 @@ class SnapshotProcessManager:
     async def advance_waiting(self, snapshot_id: str | None = None) -> None:
         """Sandboxes waiting for a build follow it (all of them when `snapshot_id` is None: the sweep)."""
         await self._directory.catch_up()
-        waiting = [s for s in self._directory.sandboxes.values() if s.state in WAITING_FOR_BUILD
-                   and (snapshot_id is None or s.snapshot_id == snapshot_id)]
+        waiting = [s for s in self._directory.sandboxes.values()
+                   if (s.state in WAITING_FOR_BUILD and (snapshot_id is None or s.snapshot_id == snapshot_id))
+                   or (s.state == "snapshotting" and (snapshot_id is None or s.capturing == snapshot_id))]
         for sandbox in waiting:
             await self._sandboxes.follow_build(sandbox, SYSTEM)
 

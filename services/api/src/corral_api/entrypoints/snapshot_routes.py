@@ -125,6 +125,7 @@ async def snapshot_sandbox(request: web.Request) -> web.Response:
     edge = request.app[EDGE]
     sandbox = await edge.sandboxes.get(organization(request), request.match_info["id"])
     await edge.snapshots.capture(organization(request), sandbox, body.name, event_meta(request))
+    sandbox = await edge.sandboxes.get(organization(request), sandbox.id)
     return reply(sandbox_dto(sandbox, edge.toolbox_url, edge.sandboxes.last_activity(sandbox)))
 
 

@@ -59,7 +59,7 @@ class DockerEngine:
             mounts += [Mount(target=target, source=volume, type="volume") for volume, target in spec.volumes]
             try:
                 container = self._client.containers.create(
-                    spec.image, command=spec.command, name=spec.name, user=spec.user, hostname=spec.hostname,
+                    spec.image, command=spec.command, entrypoint=[], name=spec.name, user=spec.user, hostname=spec.hostname,
                     working_dir=spec.working_dir, environment=spec.environment, labels=spec.labels, mounts=mounts,
                     mem_limit=spec.mem_bytes, memswap_limit=spec.mem_bytes, nano_cpus=spec.nano_cpus,
                     pids_limit=spec.pids_limit, cap_drop=spec.cap_drop, cap_add=spec.cap_add,

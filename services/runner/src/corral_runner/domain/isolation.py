@@ -1,6 +1,7 @@
 """What a sandbox container looks like: the isolation defaults, as data (no Docker here).
 
-- `docker-init` is PID 1 and the agent its child; the agent file is mounted read-only, the sandbox's
+- `docker-init` is PID 1 and the agent its child (an image's own ENTRYPOINT is not run: it would take the
+  agent's command line as its arguments); the agent file is mounted read-only, the sandbox's
   own run directory (the agent's socket) read-write; no other host path, never the Docker socket.
 - Every capability is dropped except `ALLOWED_CAPABILITIES`; `no-new-privileges`; Docker's default
   seccomp profile (never `unconfined`).
