@@ -31,7 +31,7 @@ RUN = os.urandom(4).hex()
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    with running_stack(runners=2) as started:
+    with running_stack(runners=2, env={"CORRAL_SNAPSHOT_FETCH": "ship"}) as started:
         yield started
 
 

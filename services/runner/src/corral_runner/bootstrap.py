@@ -51,7 +51,8 @@ class Runner:
                                        extra_labels=settings.container_labels,
                                        snapshots=SnapshotSource(engine, manager_url=settings.snapshot_manager_url,  # type: ignore[arg-type]
                                                                 token=settings.internal_token,
-                                                                registry=settings.registry),
+                                                                registry=settings.registry,
+                                                                mode=settings.snapshot_fetch),
                                        helper_image=settings.helper_image)
         self.commands: Consumer | None = None
         self.app = create_toolbox_app(self.agent, settings.internal_token, DockerStats(settings.docker_url))

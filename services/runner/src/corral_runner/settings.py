@@ -26,6 +26,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     snapshot_manager_url: str = "http://127.0.0.1:3010"
     """Where snapshot images this runner lacks come from (unless a registry is configured)."""
     registry: str = ""
+    snapshot_fetch: str = "auto"
+    """How a missing snapshot image comes: `auto` (tag it when on the snapshot manager's own engine, else
+    copy it), `ship` (always copy it from the snapshot manager)."""
     helper_image: str = "corral/sandbox:default"
     log_level: str = "INFO"
 
@@ -56,6 +59,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             heartbeat_interval=float(env.get("CORRAL_HEARTBEAT_INTERVAL", "5")),
             snapshot_manager_url=env.get("CORRAL_SNAPSHOT_MANAGER_URL", "http://127.0.0.1:3010"),
             registry=env.get("CORRAL_REGISTRY", "").rstrip("/"),
+            snapshot_fetch=env.get("CORRAL_SNAPSHOT_FETCH", "auto"),
             helper_image=env.get("CORRAL_HELPER_IMAGE", "corral/sandbox:default"),
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
         )

@@ -159,6 +159,9 @@ class DockerEngine:
 
     # --- snapshot images and volumes ----------------------------------------------------------
 
+    async def engine_id(self) -> str:
+        return str(await self._run(lambda: self._client.info().get("ID", "")))
+
     async def image_present(self, ref: str) -> bool:
         def present() -> bool:
             try:

@@ -32,6 +32,9 @@ class DockerImages:
     def _connect(self) -> docker.DockerClient:
         return docker.DockerClient(base_url=self._base_url) if self._base_url else docker.from_env()
 
+    async def engine_id(self) -> str:
+        return str(await asyncio.to_thread(lambda: self._client.info().get("ID", "")))
+
     async def present(self, ref: str) -> bool:
         def present() -> bool:
             try:
