@@ -83,6 +83,16 @@ async def test_a_snapshot_is_shipped_to_each_runner_that_lacks_it(
     snapshot = daytona.snapshot.get(name)
     client = docker.from_env()
     sandboxes = []
+
+    def holds(runner_id: str) -> bool:
+        try:
+            client.images.get(runner_image(runner_id, snapshot.ref))
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    held_before = {runner_id: holds(runner_id) for runner_id in stack.config.runner_ports}
+    assert not all(held_before.values())
     try:
         for _ in range(2):
             sandboxes.append(await rest.create(snapshot=name))
@@ -90,11 +100,14 @@ async def test_a_snapshot_is_shipped_to_each_runner_that_lacks_it(
             await rest.wait_state(sandbox["id"], "started", timeout=180)
         runners = {s["runnerId"] for s in sandboxes}
         assert runners == set(stack.config.runner_ports), runners
-        for runner_id in runners:
-            client.images.get(runner_image(runner_id, snapshot.ref))  # raises if this runner lacks its copy
+        assert all(holds(runner_id) for runner_id in runners)  # each runner now has its own copy
         for sandbox in sandboxes:
             status, out = await rest.code_run(sandbox["id"], "import six; print(six.__version__)")
             assert status == 200 and out["result"].strip() == "1.16.0", out
+            status, history = await rest.call("GET", f"{rest.api}/sandbox/{sandbox['id']}/events")
+            kinds = [e["type"] for e in history["items"]]
+            fetched = "SandboxPullingSnapshot" in kinds  # the runner fetched it first (`pulling_snapshot`)
+            assert fetched == (not held_before[sandbox["runnerId"]]), (held_before, sandbox["runnerId"], kinds)
     finally:
         client.close()
         for sandbox in sandboxes:

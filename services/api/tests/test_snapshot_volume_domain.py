@@ -119,3 +119,14 @@ def test_scheduling_prefers_the_least_loaded_runner_then_one_holding_the_snapsho
     assert choose_runner(runners, {}, "ref") == "b"
     assert choose_runner(runners, {"b": 1}, "ref") == "a"
     assert choose_runner(runners, {}) == "a"
+
+
+def test_a_runner_fetching_the_snapshot_shows_as_pulling_snapshot_then_started() -> None:
+    sandbox = fold(sev.SandboxCreated(sandbox_id="p", organization_id="o", name="p", runner_id="r", image="i",
+                                      snapshot="s", user="u", snapshot_ref="ref"), fn=sandbox_domain.evolve)
+    pulling = sandbox_domain.observe(sandbox, rc.SandboxSnapshotFetching(runner_id="r", sandbox_id="p"))
+    sandbox = sandbox_domain.evolve(sandbox, pulling[0], 2, NOW)
+    assert sandbox.state == "pulling_snapshot"
+    started = sandbox_domain.observe(sandbox, rc.SandboxContainerStarted(runner_id="r", sandbox_id="p", container_id="c"))
+    assert [type(e) for e in started] == [sev.SandboxStarted]
+    assert supervision.overdue(sandbox, NOW + timedelta(minutes=30)) == []  # large images take their time

@@ -125,6 +125,10 @@ class SandboxContainerFailed(_Fact):
     recoverable: bool = False
 
 
+class SandboxSnapshotFetching(_Fact):
+    """The runner lacks the sandbox's snapshot image and is fetching it before creating the container."""
+
+
 class SandboxSnapshotCaptured(_Fact):
     snapshot_id: str
     image: str
@@ -139,7 +143,7 @@ class SandboxSnapshotCaptureFailed(_Fact):
 RunnerFact = Union[
     SandboxContainerStarted, SandboxContainerStopped, SandboxContainerRemoved, SandboxContainerFailed,
     SandboxContainerArchived, SandboxContainerResized, SandboxContainerBackedUp, SandboxSnapshotCaptured,
-    SandboxSnapshotCaptureFailed,
+    SandboxSnapshotCaptureFailed, SandboxSnapshotFetching,
 ]
 
 

@@ -74,6 +74,12 @@ class SandboxBuildFailed(_SandboxEvent):
     reason: str
 
 
+class SandboxPullingSnapshot(_SandboxEvent):
+    """Its runner is fetching the snapshot image first: `pulling_snapshot`."""
+
+    runner_id: str
+
+
 class SandboxSnapshotStarted(_SandboxEvent):
     """The sandbox's filesystem is being kept as snapshot `snapshot_id`: `snapshotting` until it is done."""
 
@@ -225,6 +231,7 @@ SandboxEvent = Union[
     SandboxBuildFailed,
     SandboxSnapshotStarted,
     SandboxSnapshotFinished,
+    SandboxPullingSnapshot,
     SandboxNameClaimed,
     SandboxNameReleased,
 ]

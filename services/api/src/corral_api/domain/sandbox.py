@@ -20,7 +20,7 @@ from corral_contracts.volume import VolumeMount
 from .errors import InvalidRequest, InvalidState
 
 TRANSITIONAL = frozenset({"creating", "starting", "stopping", "destroying", "archiving", "restoring", "resizing",
-                          "pending_build", "building_snapshot", "snapshotting"})
+                          "pending_build", "building_snapshot", "snapshotting", "pulling_snapshot"})
 WAITING_FOR_BUILD = frozenset({"pending_build", "building_snapshot"})
 
 CONTAINER_LOST = "reconcile"
@@ -132,6 +132,8 @@ def evolve(sandbox: Sandbox | None, event: Any, version: int, at: datetime) -> S
             change |= {"state": "creating", "image": image, "snapshot_ref": ref}
         case ev.SandboxBuildFailed(reason=reason):
             change |= {"state": "build_failed", "error_reason": reason, "recoverable": False}
+        case ev.SandboxPullingSnapshot():
+            change |= {"state": "pulling_snapshot"}
         case ev.SandboxSnapshotStarted():
             change |= {"state": "snapshotting", "resume_state": sandbox.state, "capturing": event.snapshot_id}
         case ev.SandboxSnapshotFinished():
@@ -161,7 +163,7 @@ def request_stop(sandbox: Sandbox, force: bool = False, reason: str = "user") ->
     in order, so the stop follows the start and the sandbox ends stopped."""
     if sandbox.state in ("stopped", "stopping", "archived", "archiving"):
         return []
-    if sandbox.state in ("started", "error", "creating", "starting", "restoring"):
+    if sandbox.state in ("started", "error", "creating", "pulling_snapshot", "starting", "restoring"):
         return [ev.SandboxStopRequested(sandbox_id=sandbox.id, force=force, reason=reason)]
     raise InvalidState(f"Sandbox {sandbox.id} cannot be stopped while it is {sandbox.state}")
 
@@ -293,9 +295,12 @@ def observe(sandbox: Sandbox, fact: Any) -> list[Any]:
     match fact:
         case facts.SandboxContainerStarted(container_id=container_id):
             # Toward what was asked, even from `stopped`: a stale stop that ran after a newer start.
-            if sandbox.state in ("creating", "starting", "restoring") or (
+            if sandbox.state in ("creating", "pulling_snapshot", "starting", "restoring") or (
                     sandbox.desired_state == "started" and sandbox.state in ("stopped", "error")):
                 return [ev.SandboxStarted(sandbox_id=sandbox.id, runner_id=fact.runner_id, container_id=container_id)]
+        case facts.SandboxSnapshotFetching():
+            if sandbox.state == "creating":
+                return [ev.SandboxPullingSnapshot(sandbox_id=sandbox.id, runner_id=fact.runner_id)]
         case facts.SandboxContainerStopped(exit_code=code):
             if sandbox.state in ("stopping", "started", "error"):
                 return [ev.SandboxStopped(sandbox_id=sandbox.id, runner_id=fact.runner_id, exit_code=code)]

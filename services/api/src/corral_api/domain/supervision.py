@@ -21,6 +21,7 @@ DEADLINES = {
     "creating": 180.0, "starting": 120.0, "stopping": 90.0, "destroying": 180.0,
     "archiving": 900.0, "restoring": 900.0, "resizing": 60.0,
     "pending_build": 4000.0, "building_snapshot": 4000.0, "snapshotting": 900.0,
+    "pulling_snapshot": 3600.0,
 }
 """Seconds a sandbox may stay in each transitional state before it is failed."""
 

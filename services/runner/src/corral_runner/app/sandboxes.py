@@ -89,6 +89,8 @@ class SandboxRunner:
             if command.snapshot_ref and not await self._engine.image_present(command.image):
                 if self._snapshots is None:
                     raise EngineError(f"this runner lacks snapshot {command.snapshot_ref} and has no way to get it")
+                await self._fact(cause, rc.SandboxSnapshotFetching(runner_id=self.runner_id,
+                                                                   sandbox_id=command.sandbox_id))
                 how = await self._snapshots.fetch(command.snapshot_ref, command.image)
                 log.info("snapshot %s now on runner %s (%s)", command.snapshot_ref, self.runner_id, how)
             volumes = [(await self._engine.volume_mount(docker_volume(m.volume_id), m.subpath, self._helper_image,
