@@ -231,6 +231,14 @@ async def test_refusals(daytona: Daytona, pip_snapshot: tuple[str, list[str]], r
     assert status == 400, body
     status, body = await rest.call("GET", f"{rest.api}/snapshots/{uuid.uuid4()}")
     assert status == 404, body
+    snapshot_id = daytona.snapshot.get(name).id
+    status, _ = await rest.call("POST", f"{rest.api}/snapshots/{snapshot_id}/deactivate")
+    assert status == 204
+    try:
+        status, body = await rest.call("POST", f"{rest.api}/sandbox", json={"snapshot": name})
+        assert status == 400 and "inactive" in body["message"], body
+    finally:
+        assert daytona.snapshot.activate(name).state == "active"
     sandbox = daytona.create(CreateSandboxFromSnapshotParams(snapshot=name), timeout=180)
     try:
         with pytest.raises(DaytonaConflictError):
@@ -243,6 +251,8 @@ def test_volumes_are_shared_and_outlive_their_sandboxes(daytona: Daytona) -> Non
     volume = daytona.volume.get(f"data-{RUN}", create=True)
     assert volume.state in ("pending_create", "ready")
     assert daytona.volume.get(f"data-{RUN}").id == volume.id
+    with pytest.raises(DaytonaConflictError):
+        daytona.volume.create(f"data-{RUN}")
     mount = [VolumeMount(volume_id=volume.id, mount_path="/home/daytona/shared")]
     first = daytona.create(CreateSandboxFromSnapshotParams(volumes=mount), timeout=120)
     second = daytona.create(CreateSandboxFromSnapshotParams(volumes=[
@@ -267,6 +277,8 @@ def test_volumes_are_shared_and_outlive_their_sandboxes(daytona: Daytona) -> Non
     def deleted() -> bool:
         return not [v for v in daytona.volume.list() if v.id == volume.id]
     wait_sync(deleted, 60)
+    with pytest.raises(DaytonaError):
+        daytona.volume.get(f"data-{RUN}")  # 404: the name is free again
 
 
 def wait_sync(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ from ..domain import sandbox as domain
 from ..domain.errors import Conflict, InvalidRequest, NotFound
 from ..domain.names import NameSlot, name_key
 from ..domain.scheduling import choose_runner
+from ..domain.snapshot import usable
 from . import listing
 from .directory import SandboxDirectory
 from .snapshots import SnapshotService
@@ -193,7 +194,6 @@ class SandboxService:
                 raise NotFound(f"Snapshot {request.snapshot} not found")
             if request.cpu or request.memory or request.disk or request.gpu:
                 raise InvalidRequest("Cannot specify sandbox resources when using a snapshot")
-            from ..domain.snapshot import usable
             usable(snapshot)
             resources = {"cpu": snapshot.cpu, "memory": snapshot.memory, "disk": snapshot.disk}
             snapshot_id, snapshot_name = snapshot.id, snapshot.name
