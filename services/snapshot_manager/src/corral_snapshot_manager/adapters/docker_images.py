@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import os
 import queue
 import tarfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import aiohttp
 import docker
 import docker.errors
 
@@ -54,43 +57,47 @@ class DockerImages:
 
     async def build(self, dockerfile: str, tag: str, labels: dict[str, str], on_log: Callable[[str], None],
                     timeout: float) -> None:
-        """Build `dockerfile` (no context beyond it) as `tag`; every output line goes to `on_log` as it comes."""
-        client = self._connect()
+        """Build `dockerfile` (no context beyond it) as `tag`; every output line goes to `on_log` as it comes.
+
+        The engine's build endpoint is called over an async HTTP connection (not docker-py's blocking one), so
+        a build past `timeout` is cancelled for real: closing the connection makes the engine stop it."""
         context = io.BytesIO()
         with tarfile.open(fileobj=context, mode="w") as archive:
             data = dockerfile.encode()
             info = tarfile.TarInfo("Dockerfile")
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
-        context.seek(0)
+        params = {"t": tag, "rm": "1", "forcerm": "1", "pull": "0",
+                  "labels": json.dumps({**self._labels, **labels}), "buildargs": json.dumps(self._build_args)}
         failure: list[str] = []
 
-        def run() -> None:
-            try:
-                for item in client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
-                                             decode=True, labels={**self._labels, **labels},
-                                             buildargs=self._build_args, pull=False):
-                    if "stream" in item:
-                        on_log(item["stream"])
-                    elif "status" in item:
-                        on_log(f"{item['status']} {item.get('progress', '')}".rstrip() + "\n")
-                    if "error" in item:
-                        failure.append(item["error"].strip())
-                        on_log(item["error"] if item["error"].endswith("\n") else item["error"] + "\n")
-            except docker.errors.APIError as error:
-                failure.append(str(error.explanation or error))
-            except Exception as error:  # the client was closed on timeout, or the engine went away
-                failure.append(f"the build stopped: {error}")
+        async def run() -> None:
+            base, connector = engine_endpoint(self._base_url)
+            async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as http:
+                async with http.post(f"{base}/build", params=params, data=context.getvalue(),
+                                     headers={"Content-Type": "application/x-tar"}) as response:
+                    if response.status != 200:
+                        failure.append(f"the engine refused the build: {(await response.text())[:500]}")
+                        return
+                    async for raw in response.content:
+                        try:
+                            item = json.loads(raw)
+                        except ValueError:
+                            continue
+                        if "stream" in item:
+                            on_log(item["stream"])
+                        elif "status" in item:
+                            on_log(f"{item['status']} {item.get('progress', '')}".rstrip() + "\n")
+                        if "error" in item:
+                            failure.append(str(item["error"]).strip())
+                            on_log(str(item["error"]).rstrip("\n") + "\n")
 
-        worker = asyncio.ensure_future(asyncio.to_thread(run))
         try:
-            await asyncio.wait_for(asyncio.shield(worker), timeout)
+            await asyncio.wait_for(run(), timeout)
         except TimeoutError:
-            client.close()  # the engine cancels a build whose client went away
-            await asyncio.gather(worker, return_exceptions=True)
             raise BuildError(f"the build did not finish within {timeout:.0f}s and was cancelled") from None
-        finally:
-            client.close()
+        except aiohttp.ClientError as error:
+            raise BuildError(f"the build stopped: {error}") from None
         if failure:
             raise BuildError(failure[-1])
 
@@ -176,6 +183,16 @@ class DockerImages:
                         raise StorageInUse(str(error.explanation)) from None
                     raise
         await asyncio.to_thread(remove)
+
+
+def engine_endpoint(base_url: str | None) -> tuple[str, aiohttp.BaseConnector]:
+    """The engine's HTTP API as aiohttp reaches it: a unix socket (the default) or `tcp://host:port`."""
+    url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if url.startswith("unix://"):
+        return "http://docker", aiohttp.UnixConnector(path=url.removeprefix("unix://"))
+    if url.startswith("tcp://"):
+        return "http://" + url.removeprefix("tcp://"), aiohttp.TCPConnector()
+    raise BuildError(f"builds need a unix:// or tcp:// Docker host, not {url}")
 
 
 async def load_stream(client: docker.DockerClient, chunks: AsyncIterator[bytes]) -> None:
