@@ -11,6 +11,8 @@ from typing import Any
 
 import aiohttp
 
+from corral_runner.adapters.docker_engine import DockerEngine
+from corral_runner.adapters.snapshot_source import SnapshotSource
 from corral_stack.stack import Stack
 
 from .figures import Options, Series
@@ -27,7 +29,9 @@ async def run(stack: Stack, options: Options) -> list[Series]:
     tag = os.urandom(4).hex()
     creates = max(3, options.creates // 2)
     default = Series("create -> started, default snapshot")
-    large_first = Series(f"create -> started, {LARGE_MB} MB snapshot, runner lacks it", unit="s")
+    large_first = Series(f"create -> started, {LARGE_MB} MB snapshot, runner lacks it (same engine: a tag)",
+                         unit="s")
+    ship = Series(f"copy a {LARGE_MB} MB snapshot to a runner (save -> HTTP -> load)", unit="s")
     large = Series(f"create -> started, {LARGE_MB} MB snapshot, runner holds it")
     large.floor = default
     cold = Series("snapshot build: pip install six, cold", unit="s")
@@ -37,9 +41,18 @@ async def run(stack: Stack, options: Options) -> list[Series]:
         api = stack.api_url
         base = f"FROM {stack.sandbox_image}\nLABEL corral.bench={tag}\n"
         start = time.perf_counter()
-        await _snapshot(http, api, f"large-{tag}",
-                        base + f"RUN head -c {LARGE_MB}M /dev/urandom > /opt/large.bin\n")
+        large_snapshot = await _snapshot(http, api, f"large-{tag}",
+                                         base + f"RUN head -c {LARGE_MB}M /dev/urandom > /opt/large.bin\n")
         print(f"  built the {LARGE_MB} MB snapshot in {time.perf_counter() - start:.1f}s", flush=True)
+        engine = DockerEngine(stack.docker_url)
+        try:  # what a runner on another Docker host pays: the copy through the snapshot manager
+            source = SnapshotSource(engine, manager_url=stack.snapshot_manager_url, token=stack.internal_token,
+                                    mode="ship")
+            start = time.perf_counter()
+            await source.fetch(large_snapshot["ref"], f"corral-runner-bench-{tag}/{large_snapshot['ref']}")
+            ship.add(time.perf_counter() - start)
+        finally:
+            engine.close()
         for round_ in range(creates + 1):
             start = time.perf_counter()
             sandbox = await _create(http, api, {"snapshot": f"large-{tag}"})
@@ -60,7 +73,7 @@ async def run(stack: Stack, options: Options) -> list[Series]:
             start = time.perf_counter()
             await _snapshot(http, api, f"again-{tag}-{os.urandom(3).hex()}", pip)
             reused.add(ms(start))
-    return [default, large_first, large, cold, warm, reused]
+    return [default, large_first, ship, large, cold, warm, reused]
 
 
 async def _snapshot(http: aiohttp.ClientSession, api: str, name: str, dockerfile: str) -> dict[str, Any]:
