@@ -31,11 +31,15 @@ def remove_labelled(label: str, value: str) -> int:
         containers = client.containers.list(all=True, filters=selector)
         for container in containers:
             container.remove(force=True, v=True)
-        for image in client.images.list(filters=selector):
-            try:
-                client.images.remove(image.id, force=True)
-            except docker.errors.APIError:
-                pass  # a child image was removed with it, or it is shared with another test's
+        for _ in range(3):  # an image with a labelled child goes once the child has gone
+            left = client.images.list(filters=selector)
+            for image in left:
+                try:
+                    client.images.remove(image.id, force=True)
+                except docker.errors.APIError:
+                    pass
+            if not left:
+                break
         volumes = client.volumes.list(filters=selector)
         for volume in sorted(volumes, key=lambda v: "corral.volume_of" not in (v.attrs.get("Labels") or {})):
             try:
