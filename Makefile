@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 MEMBERS := libs/contracts libs/observability libs/messaging libs/eventstore libs/agent libs/web \
            libs/stack libs/testing services/api services/runner services/proxy services/webhooks \
-           services/ssh_gateway
+           services/ssh_gateway services/snapshot_manager
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 

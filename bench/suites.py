@@ -17,6 +17,7 @@ from . import webhooks
 from . import previews
 from . import ssh
 from . import tenancy
+from . import snapshots
 from .figures import Options, Series
 
 Suite = Callable[[Stack, Options], Awaitable[list[Series]]]
@@ -31,4 +32,5 @@ SUITES: list[tuple[str, Suite]] = [
     ("previews", previews.run),
     ("ssh", ssh.run),
     ("tenancy", tenancy.run),
+    ("snapshots", snapshots.run),
 ]

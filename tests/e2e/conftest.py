@@ -51,6 +51,18 @@ class Rest:
         await wait_for(reached, timeout=timeout, interval=0.05, message=f"{sandbox_id} never reached {state}: {seen}")
         return seen["last"]  # type: ignore[no-any-return]
 
+    async def wait_state_any(self, sandbox_id: str, state: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Like `wait_state`, for any state (error states included)."""
+        seen: dict[str, Any] = {}
+
+        async def reached() -> bool:
+            status, body = await self.get(sandbox_id)
+            seen["last"] = body
+            return status == 200 and body["state"] == state
+
+        await wait_for(reached, timeout=timeout, interval=0.1, message=f"{sandbox_id} never reached {state}: {seen}")
+        return seen["last"]  # type: ignore[no-any-return]
+
     async def execute(self, sandbox_id: str, command: str, **extra: Any) -> tuple[int, Any]:
         return await self.call("POST", f"{self.toolbox}/{sandbox_id}/process/execute", json={"command": command, **extra})
 

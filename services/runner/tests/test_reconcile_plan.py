@@ -23,6 +23,11 @@ def test_a_sandbox_killed_mid_create_is_created() -> None:
     assert actions([assigned("a", "creating", "started")], []) == {"a": "create"}
 
 
+def test_a_sandbox_waiting_for_its_build_has_no_container_yet_and_is_left_alone() -> None:
+    assert actions([assigned("a", "pending_build", "started"), assigned("b", "building_snapshot", "started"),
+                    assigned("c", "pulling_snapshot", "started")], []) == {"c": "create"}
+
+
 def test_a_started_sandbox_without_container_is_lost() -> None:
     assert actions([assigned("a", "started", "started")], []) == {"a": "report_lost"}
 

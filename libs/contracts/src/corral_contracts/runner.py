@@ -131,6 +131,10 @@ class SandboxContainerFailed(_Fact):
     recoverable: bool = False
 
 
+class SandboxSnapshotFetching(_Fact):
+    """The runner lacks the sandbox's snapshot image and is fetching it before creating the container."""
+
+
 class SandboxSnapshotCaptured(_Fact):
     snapshot_id: str
     image: str
@@ -146,6 +150,7 @@ RunnerFact = Union[
     SandboxContainerStarted, SandboxContainerStopped, SandboxContainerRemoved, SandboxContainerFailed,
     SandboxContainerArchived, SandboxContainerResized, SandboxContainerBackedUp,
     SandboxContainerNetworkApplied, SandboxContainerOomKilled, SandboxSnapshotCaptured, SandboxSnapshotCaptureFailed,
+    SandboxSnapshotFetching,
 ]
 
 

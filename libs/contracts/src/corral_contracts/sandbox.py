@@ -77,6 +77,25 @@ class SandboxBuildFailed(_SandboxEvent):
     reason: str
 
 
+class SandboxPullingSnapshot(_SandboxEvent):
+    """Its runner is fetching the snapshot image first: `pulling_snapshot`."""
+
+    runner_id: str
+
+
+class SandboxSnapshotStarted(_SandboxEvent):
+    """The sandbox's filesystem is being kept as snapshot `snapshot_id`: `snapshotting` until it is done."""
+
+    snapshot_id: str
+
+
+class SandboxSnapshotFinished(_SandboxEvent):
+    """The capture ended (`ok` or not): the sandbox is back in the state it was in."""
+
+    snapshot_id: str
+    ok: bool = True
+
+
 class SandboxStarted(_SandboxEvent):
     """A runner reported the container running and its agent answering."""
 
@@ -226,6 +245,9 @@ SandboxEvent = Union[
     SandboxSnapshotReady,
     SandboxBuildFailed,
     SandboxPublicChanged,
+    SandboxSnapshotStarted,
+    SandboxSnapshotFinished,
+    SandboxPullingSnapshot,
     SandboxNameClaimed,
     SandboxNameReleased,
 ]

@@ -29,6 +29,8 @@ class BuildSnapshot(_BuildCommand):
 
 class RemoveSnapshotImage(_BuildCommand):
     ref: str
+    keep_image: bool = False
+    """Another snapshot (of another organization, same content) still uses the image: keep it."""
 
 
 class _VolumeCommand(msgspec.Struct, frozen=True, kw_only=True, tag=True):

@@ -34,10 +34,14 @@ REPOSITORY = "corral/sandbox"
 DEFAULT_TAG = "default"
 TAG_LENGTH = 16
 VARIANT = "minbase"
-PACKAGES = ("bash", "ca-certificates", "coreutils", "curl", "git", "node-typescript", "nodejs", "procps", "python3")
+PACKAGES = ("bash", "ca-certificates", "coreutils", "curl", "git", "node-typescript", "nodejs", "procps", "python3",
+            "python3-pip", "python-is-python3")
 RECIPE_DIR = Path(__file__).with_name("image")
 CUSTOMIZE_HOOK = RECIPE_DIR / "customize.sh"
 DPKG_EXCLUDES = RECIPE_DIR / "dpkg-excludes.cfg"
+HOST_TRUST = Path("/etc/ssl/certs/ca-certificates.crt")
+"""The host's CA bundle: the image trusts what the machine trusts (a TLS-inspecting proxy's CA included),
+so `pip install` and `curl https://…` work in sandboxes and snapshot builds as they do on the host."""
 IMAGE_CHANGES = (  # HOME and USER are left to the runner, which picks the user per sandbox
     "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "ENV LANG=C.UTF-8",
@@ -131,9 +135,16 @@ def recipe_hash(sources: AptSources) -> str:
         "version": RECIPE_VERSION, "suite": sources.suite, "machine": platform.machine(),
         "variant": VARIANT, "packages": PACKAGES, "changes": IMAGE_CHANGES,
         "customize_hook": CUSTOMIZE_HOOK.read_text(), "dpkg_excludes": DPKG_EXCLUDES.read_text(),
-        "sources": sources.contents,
+        "sources": sources.contents, "host_trust": _host_trust_digest(),
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+
+
+def _host_trust_digest() -> str:
+    try:
+        return hashlib.sha256(HOST_TRUST.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 def mmdebstrap_mode() -> str:

@@ -17,6 +17,7 @@ from corral_contracts.runner import (
     AssignmentsRequest, RunnerAssignments, RunnerCommand, RunnerFact, RunnerHeartbeat,
 )
 from corral_contracts import ssh
+from corral_contracts.snapshot_manager import BuildLogChunk, SnapshotManagerCommand, SnapshotManagerFact
 
 
 def contract_schemas() -> dict[str, Any]:
@@ -41,11 +42,14 @@ def contract_schemas() -> dict[str, Any]:
         **{name: getattr(ssh, name) for name in (
             "SshLoginRequest", "SshLoginReply", "SshWakeRequest", "SshWakeReply", "SshSessionReport",
             "SshSessionCheck", "SshSessionCheckReply", "Ack")},
+        "SnapshotManagerCommandEnvelope": CommandEnvelope[SnapshotManagerCommand],
+        "SnapshotManagerFactEnvelope": EventEnvelope[SnapshotManagerFact],
+        "BuildLogChunk": BuildLogChunk,
     }
     schemas, components = msgspec.json.schema_components(list(roots.values()), ref_template="#/$defs/{name}")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "Corral messages (CMD and EVT streams, runner KV, request/reply)",
+        "title": "Corral messages (CMD, EVT and LOGS streams, runner KV, request/reply)",
         "oneOf": schemas,
         "$defs": components,
         "x-roots": dict(zip(roots, schemas)),

@@ -1,5 +1,5 @@
-"""The whole platform on one machine: nats-server, api, runner(s), proxy, webhooks and ssh-gateway as separate
-processes.
+"""The whole platform on one machine: nats-server, api, runner(s), snapshot manager, proxy, webhooks and
+ssh-gateway as separate processes.
 
 `make run` uses it in the foreground; the test suite starts one per session on free ports with its
 own `CORRAL_HOME`, and fault tests kill and restart its processes.
@@ -35,6 +35,7 @@ class StackConfig(msgspec.Struct, kw_only=True):
     webhooks_port: int = 3004
     """The webhooks service's health endpoint."""
     ssh_port: int = 2222
+    snapshot_manager_port: int = 3010
     container_labels: dict[str, str] = {}
     echo: bool = True
     admin_api_key: str | None = None
@@ -49,7 +50,7 @@ class StackConfig(msgspec.Struct, kw_only=True):
         """Free ports everywhere and unique runner names: for tests and benchmarks."""
         tag = os.urandom(3).hex()
         return cls(home=home, api_port=free_port(), proxy_port=free_port(), nats_port=free_port(),
-                   webhooks_port=free_port(), ssh_port=free_port(),
+                   webhooks_port=free_port(), ssh_port=free_port(), snapshot_manager_port=free_port(),
                    runner_ports={f"runner-{tag}-{i}": free_port() for i in range(runners)}, echo=echo,
                    container_labels=labels or {}, env=env or {})
 
@@ -64,6 +65,8 @@ class Stack:
         self.admin_api_key = ""
         self.internal_token = ""
         self.docker_url = ""
+        self.sandbox_image = ""
+        """The default sandbox image by its recipe tag (`corral/sandbox:<hash>`), which no other checkout moves."""
 
     @property
     def api_url(self) -> str:
@@ -72,6 +75,10 @@ class Stack:
     @property
     def proxy_url(self) -> str:
         return f"http://{self.config.host}:{self.config.proxy_port}"
+
+    @property
+    def snapshot_manager_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.snapshot_manager_port}"
 
     @property
     def toolbox_url(self) -> str:
@@ -86,7 +93,7 @@ class Stack:
         self.docker_url = ensure_docker(self.home, log=self.log)
         client = docker.DockerClient(base_url=self.docker_url)
         try:
-            ensure_sandbox_image(client, work_dir=self.home / "images", log=self.log)
+            self.sandbox_image = ensure_sandbox_image(client, work_dir=self.home / "images", log=self.log)
         finally:
             client.close()
 
@@ -102,6 +109,7 @@ class Stack:
             "CORRAL_SSH_PORT": str(self.config.ssh_port),
             "CORRAL_LOG_LEVEL": self.config.log_level,
             "DOCKER_HOST": self.docker_url,
+            "CORRAL_SNAPSHOT_MANAGER_URL": self.snapshot_manager_url,
             "PYTHONUNBUFFERED": "1",
         })
         env.update(self.config.env)
@@ -122,6 +130,10 @@ class Stack:
         self.services["api"] = self._service("api", "corral_api", CORRAL_API_HOST=cfg.host,
                                              CORRAL_API_PORT=str(cfg.api_port), CORRAL_CREATE_WAIT=str(cfg.create_wait))
         labels = ",".join(f"{k}={v}" for k, v in cfg.container_labels.items())
+        self.services["snapshot-manager"] = self._service(
+            "snapshot-manager", "corral_snapshot_manager", CORRAL_SNAPSHOT_MANAGER_HOST=cfg.host,
+            CORRAL_SNAPSHOT_MANAGER_PORT=str(cfg.snapshot_manager_port), CORRAL_RUNNER_LABELS=labels,
+            CORRAL_HELPER_IMAGE=self.sandbox_image or "corral/sandbox:default")
         for runner_id, port in cfg.runner_ports.items():
             name = "runner" if len(cfg.runner_ports) == 1 else f"runner:{runner_id}"
             self.services[name] = self._service(name, "corral_runner", CORRAL_RUNNER_ID=runner_id,
@@ -142,6 +154,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         cfg = self.config
         checks = [(cfg.host, cfg.proxy_port), (cfg.host, cfg.webhooks_port), (cfg.host, cfg.ssh_port),
+                  (cfg.host, cfg.snapshot_manager_port),
                   *((cfg.host, p) for p in cfg.runner_ports.values())]
         while time.monotonic() < deadline:
             for name, service in self.services.items():

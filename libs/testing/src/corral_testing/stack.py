@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import docker.errors
 import pytest
 
 from corral_stack.stack import Stack, StackConfig
@@ -24,13 +25,30 @@ TEST_RUN_LABEL = "corral.test-run"
 
 
 def remove_labelled(label: str, value: str) -> int:
+    """Containers, then images (snapshots, with every tag runners gave them) and volumes carrying the label."""
     client = docker.from_env()
+    selector = {"label": f"{label}={value}"}
     try:
-        containers = client.containers.list(all=True, sparse=True, filters={"label": f"{label}={value}"})
+        containers = client.containers.list(all=True, sparse=True, filters=selector)
         for container in containers:
             try:
                 container.remove(force=True, v=True)
             except docker.errors.NotFound:  # removed meanwhile (a sandbox destroyed by its runner)
+                pass
+        for _ in range(3):  # an image with a labelled child goes once the child has gone
+            left = client.images.list(filters=selector)
+            for image in left:
+                try:
+                    client.images.remove(image.id, force=True)
+                except docker.errors.APIError:
+                    pass
+            if not left:
+                break
+        volumes = client.volumes.list(filters=selector)
+        for volume in sorted(volumes, key=lambda v: "corral.volume_of" not in (v.attrs.get("Labels") or {})):
+            try:
+                volume.remove(force=True)
+            except docker.errors.APIError:
                 pass
         return len(containers)
     finally:

@@ -14,7 +14,7 @@ from corral_contracts.codecs import RecordedEvent
 from corral_contracts.runner import RunnerHeartbeat
 from corral_contracts.subjects import (
     ACTIVITY_BUCKET, DISABLE_WEBHOOK_ENDPOINT, EVT_STREAM, PREVIEW_WAKE, RUNNER_ASSIGNMENTS, RUNNERS_BUCKET,
-    events_of,
+    events_of, snapshot_manager_command_subject,
 )
 from corral_eventstore import EventLog, OutboxRelay
 from corral_messaging import Bus, Consumer, ConsumerPolicy, JetStreamBus
@@ -27,6 +27,9 @@ from .app.quotas import QuotaGate
 from .app.sandboxes import Limits, SandboxService
 from .app.ssh_access import SshAccessKeeper, SshAccessService
 from .app.ssh_index import SshIndex
+from .app.snapshots import SnapshotService
+from .app.storage_supervision import StorageSupervisor
+from .app.volumes import VolumeService
 from .app.supervisor import Supervisor
 from .app.webhook_endpoints import EndpointIndex, WebhookService
 from .domain import supervision
@@ -34,8 +37,11 @@ from .domain.identity import hash_key
 from .domain.ratelimits import RateLimiter
 from .entrypoints.access import AccessPolicy
 from .entrypoints.consumers import AssignmentDesk, FactRecorder, ProcessManager
+from .entrypoints.build_logs import BuildLogs
 from .entrypoints.http import create_app
 from .entrypoints.preview_routes import PREVIEWS, WakeDesk
+from .entrypoints.snapshot_consumers import SnapshotManagerFacts, SnapshotProcessManager, VolumeProcessManager, send
+from .entrypoints.snapshot_routes import SnapshotEdge
 from .entrypoints.realtime import EventStream
 from .entrypoints.webhooks_rpc import DisableDesk
 from .entrypoints.ssh_desk import SshDesk
@@ -65,15 +71,24 @@ class Api:
         self.quotas = QuotaGate(event_log=event_log, view=self.directory.usage, quota=self.identity.quota,
                                 catch_up=self.directory.catch_up)
         self.audit = AuditWriter(event_log, self.recorded)
+        self.snapshots = SnapshotService(event_log=event_log, directory=self.directory, recorded=self.recorded)
+        self.volumes = VolumeService(event_log=event_log, directory=self.directory, recorded=self.recorded)
         self.service = SandboxService(event_log=event_log, directory=self.directory, runners=self.runners,
                                       recorded=self.recorded, limits=Limits(), quotas=self.quotas,
-                                      create_wait=settings.create_wait, report_activity=self.report_activity)
+                                      create_wait=settings.create_wait, report_activity=self.report_activity,
+                                      snapshots=self.snapshots, volumes=self.volumes)
         self.process_manager = ProcessManager(bus, event_log)
+        self.snapshot_process_manager = SnapshotProcessManager(bus, event_log, self.directory, self.service)
+        self.storage_supervisor = StorageSupervisor(
+            directory=self.directory, snapshots=self.snapshots, send=self.send_to_snapshot_manager,
+            advance_waiting=self.snapshot_process_manager.advance_waiting, reissue_after=settings.reissue_after,
+            build_deadline=settings.build_timeout + 300)
         self.supervisor = Supervisor(directory=self.directory, service=self.service, activity=self.activity,
                                      reissue=self.process_manager.reissue, interval=settings.supervise_interval,
                                      reissue_after=settings.reissue_after, minute=settings.minute,
                                      deadlines=supervision.scaled(settings.deadline_factor),
-                                     backup=self.process_manager.backup, backup_every=settings.backup_every)
+                                     backup=self.process_manager.backup, backup_every=settings.backup_every,
+                                     extra=[self.storage_supervisor.sweep])
         self.ssh_index = SshIndex()
         self.directory.projections.append(self.ssh_index.apply)
         self.ssh_access = SshAccessService(event_log=event_log, directory=self.directory, sandboxes=self.service,
@@ -81,7 +96,7 @@ class Api:
                                            ssh_port=settings.ssh_port, minute=settings.minute)
         self.service.related_streams.append(self.ssh_index.streams_of)
         self.ssh_keeper = SshAccessKeeper(self.ssh_access, settings.ssh_sweep_interval)
-        self.fact_recorder = FactRecorder(self.service)
+        self.fact_recorder = FactRecorder(self.service, self.snapshots)
         self.assignments = AssignmentDesk(self.directory)
         self.endpoints = EndpointIndex()
         self.directory.projections.append(self.endpoints.apply)
@@ -95,7 +110,10 @@ class Api:
         self.app = create_app(self.service, self.directory, settings.toolbox_proxy_url,
                               status=lambda: {"sweeps": self.supervisor.sweeps, "logPosition": self.directory.position},
                               identity=self.identity, policy=self.access, audit=self.audit if auditing else None,
-                              webhooks=self.webhooks, ssh_access=self.ssh_access)
+                              webhooks=self.webhooks, ssh_access=self.ssh_access,
+                              snapshots=SnapshotEdge(snapshots=self.snapshots, volumes=self.volumes,
+                                                     sandboxes=self.service, build_logs=BuildLogs(bus, self.directory),
+                                                     toolbox_url=settings.toolbox_proxy_url))
         self.previews = PreviewService(event_log=event_log, sandboxes=self.service, recorded=self.recorded,
                                        links=PreviewLinks(base=settings.preview_url, proxy=settings.proxy_url,
                                                           form=settings.preview_url_form))
@@ -104,6 +122,9 @@ class Api:
         self.realtime = EventStream(self.directory, settings.toolbox_proxy_url)
         self.realtime.attach(self.app)
         self.app.cleanup_ctx.append(self._lifespan)
+
+    async def send_to_snapshot_manager(self, command: object, command_id: str) -> None:
+        await send(self.bus, snapshot_manager_command_subject(command), command, command_id)  # type: ignore[arg-type]
 
     def recorded(self) -> None:
         self.relay.notify()
@@ -146,6 +167,7 @@ class Api:
         await self.bus.ensure_streams()
         await self.directory.start()
         await self.ensure_admin_key()
+        await self.snapshots.ensure_default()
         await self.realtime.start()
         await self.relay.start()
         self.consumers = [
@@ -153,6 +175,14 @@ class Api:
                              handler=self.process_manager.handle, policy=IN_ORDER),
             self.bus.consume(stream=EVT_STREAM, durable="api-runner-facts", filter_subject=events_of("runner"),
                              handler=self.fact_recorder.handle, policy=IN_ORDER),
+            self.bus.consume(stream=EVT_STREAM, durable="api-snapshot-process-manager",
+                             filter_subject=events_of("snapshot"), handler=self.snapshot_process_manager.handle,
+                             policy=IN_ORDER),
+            self.bus.consume(stream=EVT_STREAM, durable="api-volume-process-manager", filter_subject=events_of("volume"),
+                             handler=VolumeProcessManager(self.bus).handle, policy=IN_ORDER),
+            self.bus.consume(stream=EVT_STREAM, durable="api-snapshot-manager-facts",
+                             filter_subject=events_of("snapshot_manager"),
+                             handler=SnapshotManagerFacts(self.snapshots, self.volumes).handle, policy=IN_ORDER),
         ]
         for consumer in self.consumers:
             await consumer.start()

@@ -54,6 +54,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The port `sshCommand` names (CORRAL_SSH_PUBLIC_PORT, else the gateway's CORRAL_SSH_PORT)."""
     ssh_sweep_interval: float = 10.0
     """Seconds between the sweeps that record expired SSH tokens and revoke those of destroyed sandboxes."""
+    build_timeout: float = 3600.0
+    """Seconds a snapshot build may take (CORRAL_BUILD_TIMEOUT; the snapshot manager enforces it, the
+    supervisor fails a build still unfinished a while after it)."""
     log_level: str = "INFO"
     quota: Quota = Quota()
     """The platform's default quota and rate limits (`QUOTA_ENV`)."""
@@ -99,6 +102,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ssh_host=ssh_public_host(env),
             ssh_port=int(env.get("CORRAL_SSH_PUBLIC_PORT") or env.get("CORRAL_SSH_PORT") or "2222"),
             ssh_sweep_interval=float(env.get("CORRAL_SSH_SWEEP_INTERVAL", "10")),
+            build_timeout=float(env.get("CORRAL_BUILD_TIMEOUT", "3600")),
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
             quota=Quota(**{name: int(env[var]) for name, var in QUOTA_ENV.items() if env.get(var)}),
             rate_limit_anonymous=int(env.get("CORRAL_RATE_LIMIT_ANONYMOUS", "10000")),

@@ -21,6 +21,7 @@ from corral_agent.client import AgentUnavailable
 from corral_contracts import codecs
 from corral_contracts.envelope import EventEnvelope
 from corral_contracts.runner import AssignmentsRequest, RunnerHeartbeat
+from corral_contracts.snapshot import runner_image
 from corral_contracts.subjects import ACTIVITY_BUCKET, CMD_STREAM, RUNNER_ASSIGNMENTS, RUNNERS_BUCKET, event_subject, runner_commands
 from corral_messaging import Bus, Consumer, ConsumerPolicy, JetStreamBus
 
@@ -29,6 +30,7 @@ from .adapters.cgroup_counters import read_oom_kills
 from .adapters.docker_engine import DockerEngine
 from .adapters.docker_stats import DockerStats
 from .adapters.host_firewall import IptablesFirewall
+from .adapters.snapshot_source import SnapshotSource
 from .app.network import NetworkGuard
 from .app.oom import OomWatch
 from .app.ports import ContainerEngine, Firewall
@@ -72,13 +74,20 @@ class Runner:
         self.sandboxes = SandboxRunner(runner_id=settings.runner_id, engine=engine, agent=self.agent,
                                        report=self.report, agent_dir=self.agent_dir, network=self.network,
                                        agent_ready_timeout=settings.agent_ready_timeout,
-                                       extra_labels=settings.container_labels)
+                                       extra_labels=settings.container_labels,
+                                       snapshots=SnapshotSource(engine, manager_url=settings.snapshot_manager_url,  # type: ignore[arg-type]
+                                                                token=settings.internal_token,
+                                                                registry=settings.registry,
+                                                                mode=settings.snapshot_fetch),
+                                       helper_image=settings.helper_image)
         self.commands: Consumer | None = None
         self.app = create_toolbox_app(self.agent, settings.internal_token, DockerStats(settings.docker_url))
         self.app.cleanup_ctx.append(self._lifespan)
         self._tasks: list[asyncio.Task[Any]] = []
         self.reconciled = asyncio.Event()
         self.sandbox_count = 0
+        self.snapshot_refs: list[str] = []
+        """Snapshot images this runner holds (refreshed with the activity report)."""
 
     async def report(self, fact: Any, *, msg_id: str) -> None:
         envelope = EventEnvelope(event_id=msg_id, aggregate_id=fact.sandbox_id,
@@ -90,7 +99,8 @@ class Runner:
         runner's key expire (the sandbox count is the one the observer loop last saw)."""
         beat = RunnerHeartbeat(runner_id=self.settings.runner_id, toolbox_url=self.settings.toolbox_url,
                                started_at=self.started_at, cpus=os.cpu_count() or 1, sandboxes=self.sandbox_count,
-                               disk_limits=self.disk_limits, network_policy=self.network.enforced)
+                               disk_limits=self.disk_limits, network_policy=self.network.enforced,
+                               snapshots=self.snapshot_refs)
         await self.bus.kv_put(RUNNERS_BUCKET, self.settings.runner_id, codecs.encode(beat))
 
     async def report_busy(self) -> int:
@@ -99,6 +109,8 @@ class Runner:
         now = datetime.now(timezone.utc).isoformat().encode()
         containers = await self.engine.list_managed(self.settings.runner_id)
         self.sandbox_count = len(containers)
+        prefix = runner_image(self.settings.runner_id, "x:y").split("/")[0] + "/"
+        self.snapshot_refs = [tag.removeprefix(prefix) for tag in await self.engine.tags_with_prefix(prefix)]
         self.oom.containers = containers
         if self.reconciled.is_set():  # reconciliation places its own rules first
             running = {c.sandbox_id for c in containers if c.running}

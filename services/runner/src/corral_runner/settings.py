@@ -31,6 +31,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     addresses when it runs on other machines (NATS, databases). A non-loopback NATS address is added itself."""
     oom_interval: float = 2.0
     """Seconds between reads of the sandboxes' out-of-memory kill counters (CORRAL_OOM_INTERVAL)."""
+    snapshot_manager_url: str = "http://127.0.0.1:3010"
+    """Where snapshot images this runner lacks come from (unless a registry is configured)."""
+    registry: str = ""
+    snapshot_fetch: str = "auto"
+    """How a missing snapshot image comes: `auto` (tag it when on the snapshot manager's own engine, else
+    copy it), `ship` (always copy it from the snapshot manager)."""
+    helper_image: str = "corral/sandbox:default"
     log_level: str = "INFO"
 
     @property
@@ -61,6 +68,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             network_policy=env.get("CORRAL_NETWORK_POLICY", "on").lower() not in ("off", "0", "false", "no"),
             sandbox_denied=[c.strip() for c in env.get("CORRAL_SANDBOX_DENY", "").split(",") if c.strip()],
             oom_interval=float(env.get("CORRAL_OOM_INTERVAL", "2")),
+            snapshot_manager_url=env.get("CORRAL_SNAPSHOT_MANAGER_URL", "http://127.0.0.1:3010"),
+            registry=env.get("CORRAL_REGISTRY", "").rstrip("/"),
+            snapshot_fetch=env.get("CORRAL_SNAPSHOT_FETCH", "auto"),
+            helper_image=env.get("CORRAL_HELPER_IMAGE", "corral/sandbox:default"),
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
         )
 

@@ -9,6 +9,17 @@ chroot "$root" groupadd --gid 1000 daytona
 chroot "$root" useradd --uid 1000 --gid 1000 --create-home --home-dir /home/daytona \
     --shell /bin/bash daytona
 
+# pip installs into the image's python, as in Daytona's images: a sandbox is the user's own computer.
+rm -f "$root"/usr/lib/python3*/EXTERNALLY-MANAGED
+
+# The image trusts what the host trusts (e.g. the CA of a TLS-inspecting proxy), so package indexes the
+# host reaches over HTTPS are reachable from sandboxes and snapshot builds too.
+if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
+    mkdir -p "$root/usr/local/share/ca-certificates"
+    cp /etc/ssl/certs/ca-certificates.crt "$root/usr/local/share/ca-certificates/corral-host-trust.crt"
+    chroot "$root" update-ca-certificates >/dev/null 2>&1 || true
+fi
+
 # Docker provides these per container: keep the build host's values out of the image.
 printf 'sandbox\n' > "$root/etc/hostname"
 : > "$root/etc/resolv.conf"

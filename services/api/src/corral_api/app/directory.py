@@ -12,13 +12,21 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from corral_contracts import sandbox as ev
+from corral_contracts import snapshot as snev
+from corral_contracts import volume as vev
 from corral_eventstore import EventLog, LogTail, Recorded
 
+from ..domain import snapshot as snapshot_domain
+from ..domain import volume as volume_domain
 from ..domain.sandbox import Sandbox, evolve
 from .audit import AuditTrail
 from .identity import ApiKeyEntry, IdentityView
 from .quotas import UsageView
+from ..domain.snapshot import Snapshot
+from ..domain.volume import Volume
 
 __all__ = ["ApiKeyEntry", "SandboxDirectory"]
 
@@ -39,6 +47,14 @@ class SandboxDirectory:
         """Each organization's resource usage, for quotas."""
         self.usage.attach(self.sandboxes)
         self.placed: Counter[str] = Counter()
+        self.snapshots: dict[str, Snapshot] = {}
+        self.snapshot_names: dict[tuple[str, str], str] = {}
+        self.builds: dict[tuple[str, str], str] = {}
+        """(organization, build hash) -> the snapshot built from that Dockerfile and context."""
+        self.snapshot_used: dict[str, Any] = {}
+        """Snapshot id -> when a sandbox last started from it (`lastUsedAt`)."""
+        self.volumes: dict[str, Volume] = {}
+        self.volume_names: dict[tuple[str, str], str] = {}
         self.listeners: list[Callable[[Sandbox | None, Sandbox], None]] = [self.usage.changed]
         """Told of every sandbox change as it is folded (after start-up's initial catch-up too)."""
         self.projections: list[Callable[[Recorded], None]] = []
@@ -63,9 +79,41 @@ class SandboxDirectory:
             if self.names.get((payload.organization_id, payload.name)) == payload.sandbox_id:
                 del self.names[(payload.organization_id, payload.name)]
             return
+        if isinstance(payload, snev.SnapshotNameClaimed):
+            self.snapshot_names[(payload.organization_id, payload.name)] = payload.snapshot_id
+            return
+        if isinstance(payload, snev.SnapshotNameReleased):
+            if self.snapshot_names.get((payload.organization_id, payload.name)) == payload.snapshot_id:
+                del self.snapshot_names[(payload.organization_id, payload.name)]
+            return
+        if isinstance(payload, vev.VolumeNameClaimed):
+            self.volume_names[(payload.organization_id, payload.name)] = payload.volume_id
+            return
+        if isinstance(payload, vev.VolumeNameReleased):
+            if self.volume_names.get((payload.organization_id, payload.name)) == payload.volume_id:
+                del self.volume_names[(payload.organization_id, payload.name)]
+            return
+        snapshot_id = getattr(payload, "snapshot_id", None)
+        if snapshot_id is not None and not hasattr(payload, "sandbox_id"):
+            self._apply_snapshot(snapshot_id, event)
+            return
+        volume_id = getattr(payload, "volume_id", None)
+        if volume_id is not None:
+            volume = volume_domain.evolve(self.volumes.get(volume_id), payload, event.originator_version,
+                                          event.timestamp)
+            if volume is not None:
+                self.volumes[volume_id] = volume
+            return
         sandbox_id = getattr(payload, "sandbox_id", None)
         if sandbox_id is None or getattr(type(payload), "__aggregate__", "sandbox") != "sandbox":
             return
+        if isinstance(payload, ev.SandboxCreated):
+            if payload.snapshot_id:
+                self.snapshot_used[payload.snapshot_id] = event.timestamp
+            for mount in payload.volumes:
+                if mount.volume_id in self.volumes:
+                    self.volumes[mount.volume_id] = msgspec.structs.replace(
+                        self.volumes[mount.volume_id], last_used_at=event.timestamp)
         before = self.sandboxes.get(sandbox_id)
         after = evolve(before, payload, event.originator_version, event.timestamp)
         if after is None:
@@ -79,6 +127,31 @@ class SandboxDirectory:
             self.placed[after.runner_id] += 1
         elif live_before and not live_after:
             self.placed[after.runner_id] -= 1
+
+    def _apply_snapshot(self, snapshot_id: str, event: Recorded) -> None:
+        before = self.snapshots.get(snapshot_id)
+        after = snapshot_domain.evolve(before, event.payload, event.originator_version, event.timestamp)
+        if after is None:
+            return
+        if after.state == "removed":
+            self.snapshots.pop(snapshot_id, None)
+            if after.build_hash:
+                self.builds.pop((after.organization_id, after.build_hash), None)
+            return
+        self.snapshots[snapshot_id] = after
+        if after.build_hash:
+            self.builds[(after.organization_id, after.build_hash)] = snapshot_id
+
+    def users_of_snapshot(self, snapshot_id: str) -> int:
+        """Sandboxes that start (or will start) from a snapshot; one being destroyed no longer counts (removing the
+        snapshot's tag does not disturb a container that is going away)."""
+        return sum(1 for s in self.sandboxes.values()
+                   if s.snapshot_id == snapshot_id and s.state not in ("destroying", "destroyed"))
+
+    def users_of_volume(self, volume_id: str) -> int:
+        """Live sandboxes that mount a volume (a stopped or archived one still needs it)."""
+        return sum(1 for s in self.sandboxes.values() if s.state != "destroyed"
+                   and any(m.volume_id == volume_id for m in s.volumes))
 
     async def catch_up(self) -> int:
         """Fold everything recorded so far; returns the position reached."""

@@ -14,6 +14,8 @@ import msgspec
 
 from corral_contracts import sandbox as ev
 from corral_contracts.runner import RunnerHeartbeat
+from corral_contracts.snapshot import runner_image
+from corral_contracts.volume import VolumeMount
 from corral_eventstore import ConcurrencyConflict, EventLog, Recorded
 
 from ..domain import guard
@@ -21,9 +23,12 @@ from ..domain import sandbox as domain
 from ..domain.errors import Conflict, InvalidRequest, NotFound
 from ..domain.names import NameSlot, name_key
 from ..domain.scheduling import choose_runner
+from ..domain.snapshot import usable
 from . import listing
 from .directory import SandboxDirectory
 from .quotas import QuotaGate
+from .snapshots import SnapshotService
+from .volumes import VolumeService
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 SETTLED = frozenset({"started", "stopped", "error", "destroyed", "build_failed"})
@@ -46,6 +51,10 @@ class CreateRequest(msgspec.Struct, frozen=True, kw_only=True):
     auto_delete_interval: int | None = None
     network_block_all: bool = False
     network_allow_list: list[str] = []
+    volumes: list[VolumeMount] = []
+    dockerfile: str | None = None
+    """`buildInfo.dockerfileContent`: build (or reuse) a snapshot of this image first."""
+    context_hashes: list[str] = []
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,7 +75,8 @@ class SandboxService:
     def __init__(self, *, event_log: EventLog, directory: SandboxDirectory,
                  runners: Callable[[], Awaitable[list[RunnerHeartbeat]]], recorded: Callable[[], None],
                  limits: Limits, quotas: QuotaGate, create_wait: float = 30.0,
-                 report_activity: Callable[[str, datetime], Awaitable[None]] | None = None):
+                 report_activity: Callable[[str, datetime], Awaitable[None]] | None = None,
+                 snapshots: SnapshotService | None = None, volumes: VolumeService | None = None):
         self._log = event_log
         self._directory = directory
         self._runners = runners
@@ -75,6 +85,8 @@ class SandboxService:
         self._quotas = quotas
         self._create_wait = create_wait
         self._report_activity = report_activity
+        self._snapshots = snapshots
+        self._volumes = volumes
         self.activity: dict[str, datetime] = {}
         """Last reported outside activity per sandbox (kept current by the supervisor's sweeps)."""
         self.related_streams: list[Callable[[str], list[uuid.UUID]]] = []
@@ -136,16 +148,20 @@ class SandboxService:
 
     # --- writing ------------------------------------------------------------------------------
 
-    async def create(self, organization_id: str, request: CreateRequest, meta: dict[str, str]) -> domain.Sandbox:
+    def _resources(self, request: CreateRequest) -> dict[str, int]:
         limits = self._limits
-        cpu = request.cpu or limits.default_cpu
-        memory = request.memory or limits.default_memory
-        disk = request.disk or limits.default_disk
-        self._quotas.check_size(organization_id, cpu, memory, disk)
+        values = {"cpu": request.cpu or limits.default_cpu, "memory": request.memory or limits.default_memory,
+                  "disk": request.disk or limits.default_disk}
         if request.gpu:
             raise InvalidRequest("GPU sandboxes are not supported by this installation")
-        if request.snapshot not in (None, "", limits.default_snapshot, limits.default_image):
-            raise NotFound(f"Snapshot {request.snapshot} not found")
+        return values
+
+    async def create(self, organization_id: str, request: CreateRequest, meta: dict[str, str]) -> domain.Sandbox:
+        """From the default snapshot, a named snapshot (its resources; sending resources too is a 400, as in
+        Daytona), or `buildInfo` (a snapshot built or reused by content hash; the sandbox waits for it in
+        `pending_build` and the call answers at once)."""
+        limits = self._limits
+        resources = self._resources(request)
         for interval in (request.auto_stop_interval, request.auto_archive_interval):
             if interval is not None and interval < 0:
                 raise InvalidRequest("auto-stop and auto-archive intervals must not be negative")
@@ -153,18 +169,63 @@ class SandboxService:
         name = request.name or sandbox_id
         if not NAME.match(name):
             raise InvalidRequest("name must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
-        runner_id = choose_runner(await self._available_runners(), dict(self._directory.placed))
-        created = ev.SandboxCreated(
+        volumes = await self._volumes.mounts(organization_id, request.volumes) if (
+            self._volumes and request.volumes) else []
+        if request.volumes and self._volumes is None:
+            raise InvalidRequest("volumes are not available")
+        runners = await self._available_runners()
+        image, snapshot_name, snapshot_id, snapshot_ref = limits.default_image, limits.default_snapshot, "", ""
+        build: ev.BuildInfo | None = None
+        more: list[tuple[uuid.UUID, int, list[Any]]] = []
+        pending_build = False
+        snapshot = None
+        if request.dockerfile is not None:
+            if request.snapshot:
+                raise InvalidRequest("give either snapshot or buildInfo, not both")
+            if not request.dockerfile.strip() or self._snapshots is None:
+                raise InvalidRequest("buildInfo.dockerfileContent is empty")
+            snapshot, more = self._snapshots.for_build(organization_id, request.dockerfile, request.context_hashes,
+                                                       resources)
+            if snapshot is None:
+                created = more[0][2][0]
+                snapshot_id, snapshot_ref, snapshot_name, state = created.snapshot_id, created.ref, created.name, "pending"
+            else:
+                snapshot_id, snapshot_ref, snapshot_name = snapshot.id, snapshot.ref, snapshot.name
+                state = "pending" if more else snapshot.state
+            pending_build = state != "active"
+            build = ev.BuildInfo(dockerfile=request.dockerfile, context_hashes=request.context_hashes,
+                                 snapshot_ref=snapshot_ref)
+        elif request.snapshot not in (None, "", limits.default_snapshot, limits.default_image):
+            snapshot = self._snapshots.find(organization_id, request.snapshot) if self._snapshots else None
+            if snapshot is None:
+                raise NotFound(f"Snapshot {request.snapshot} not found")
+            if request.cpu or request.memory or request.disk or request.gpu:
+                raise InvalidRequest("Cannot specify sandbox resources when using a snapshot")
+            usable(snapshot)
+            resources = {"cpu": snapshot.cpu, "memory": snapshot.memory, "disk": snapshot.disk}
+            snapshot_id, snapshot_name = snapshot.id, snapshot.name
+            if snapshot.source == "platform":
+                image = snapshot.image_name
+            else:
+                snapshot_ref = snapshot.ref
+        self._quotas.check_size(organization_id, resources["cpu"], resources["memory"], resources["disk"])
+        if snapshot_ref:
+            runner_id = choose_runner(runners, dict(self._directory.placed), snapshot_ref)
+            image = runner_image(runner_id, snapshot_ref)
+        else:
+            runner_id = choose_runner(runners, dict(self._directory.placed))
+        created_event = ev.SandboxCreated(
             sandbox_id=sandbox_id, organization_id=organization_id, name=name, runner_id=runner_id,
-            image=limits.default_image, snapshot=limits.default_snapshot, user=request.user or limits.default_user,
+            image=image, snapshot=snapshot_name, user=request.user or limits.default_user,
             env=request.env, labels=request.labels, public=request.public, target=request.target or limits.target,
-            cpu=cpu, gpu=0, memory=memory, disk=disk,
+            gpu=0, **resources,
             auto_stop_interval=15 if request.auto_stop_interval is None else request.auto_stop_interval,
             auto_archive_interval=10080 if request.auto_archive_interval is None else (
                 min(request.auto_archive_interval, domain.ARCHIVE_MAX_MINUTES) or domain.ARCHIVE_MAX_MINUTES),
             auto_delete_interval=-1 if request.auto_delete_interval is None else request.auto_delete_interval,
             network_block_all=request.network_block_all, network_allow_list=request.network_allow_list,
-            preview_token=secrets.token_hex(16),
+            preview_token=secrets.token_hex(16), snapshot_id=snapshot_id, snapshot_ref=snapshot_ref, volumes=volumes,
+            build=build, pending_build=pending_build,
         )
         slot_key = name_key(organization_id, name)
         claim = ev.SandboxNameClaimed(organization_id=organization_id, name=name, sandbox_id=sandbox_id)
@@ -173,19 +234,30 @@ class SandboxService:
             if slot is not None and slot.holder is not None:
                 raise Conflict(f"Sandbox with name {name} already exists")
             try:
-                await self._quotas.admit(organization_id, None, [created], lambda quota: asyncio.to_thread(
-                    self._log.append, uuid.UUID(sandbox_id), 0, [created], meta,
-                    (slot_key, slot.version if slot else 0, [claim]), *quota))
+                await self._quotas.admit(organization_id, None, [created_event], lambda quota: asyncio.to_thread(
+                    self._log.append, uuid.UUID(sandbox_id), 0, [created_event], meta,
+                    (slot_key, slot.version if slot else 0, [claim]), *more, *quota))
                 break
             except ConcurrencyConflict:
+                if more:  # an identical build was asked for at the same moment: take that one
+                    return await self.create(organization_id, request, meta)
                 continue  # the name was taken meanwhile (409 above), or another replica admitted first
         else:
             raise Conflict(f"Sandbox {name} could not be admitted: too many concurrent changes; try again")
         self._recorded()
         await self._directory.catch_up()
-        await self._directory.wait_for(
-            lambda: self._directory.sandboxes[sandbox_id].state in SETTLED, self._create_wait)
+        if not pending_build:
+            await self._directory.wait_for(
+                lambda: self._directory.sandboxes[sandbox_id].state in SETTLED, self._create_wait)
         return await self.get(organization_id, sandbox_id)
+
+    async def follow_build(self, sandbox: domain.Sandbox, meta: dict[str, str]) -> None:
+        """Move a sandbox waiting for its snapshot along with the build (idempotent)."""
+        snapshot = self._directory.snapshots.get(sandbox.capturing or sandbox.snapshot_id)
+        state = snapshot.state if snapshot else "removed"
+        reason = snapshot.error_reason if snapshot else "the snapshot was removed"
+        await self.apply(sandbox, lambda s: domain.snapshot_progress(
+            s, state, reason, s.image, s.snapshot_ref), meta)
 
     async def _decide(self, organization_id: str, id_or_name: str,
                       decide: Callable[[domain.Sandbox], list[Any]], meta: dict[str, str]) -> domain.Sandbox:

@@ -31,7 +31,8 @@ class Supervisor:
     def __init__(self, *, directory: SandboxDirectory, service: SandboxService, activity: ActivityReader,
                  reissue: Reissue, interval: float = 5.0, reissue_after: float = 20.0,
                  deadlines: dict[str, float] = supervision.DEADLINES, minute: float = 60.0,
-                 backup: Backup | None = None, backup_every: float = 3600.0):
+                 backup: Backup | None = None, backup_every: float = 3600.0,
+                 extra: list[Callable[[datetime], Awaitable[int]]] | None = None):
         self._directory = directory
         self._service = service
         self._activity = activity
@@ -45,6 +46,8 @@ class Supervisor:
         self._backups_asked: dict[str, datetime] = {}
         self._attempts: dict[tuple[str, int], int] = {}
         self._task: asyncio.Task[None] | None = None
+        self._extra = extra or []
+        """Further sweeps (snapshots and volumes), run after the sandboxes'."""
         self.sweeps = 0
 
     async def sweep(self, now: datetime | None = None) -> int:
@@ -60,6 +63,11 @@ class Supervisor:
                 actions += await self._supervise(sandbox, now, activity.get(sandbox.id))
             except Exception as error:  # one sandbox's trouble must not stop the sweep
                 log.warning("supervising %s failed: %s", sandbox.id, error)
+        for sweep in self._extra:
+            try:
+                actions += await sweep(now)
+            except Exception as error:
+                log.warning("a storage sweep failed: %s", error)
         self.sweeps += 1
         return actions
 

@@ -15,11 +15,15 @@ import msgspec
 from corral_contracts import guard as gd
 from corral_contracts import runner as facts
 from corral_contracts import sandbox as ev
+from corral_contracts.sandbox import BuildInfo
+from corral_contracts.volume import VolumeMount
 
 from . import guard
 from .errors import InvalidRequest, InvalidState
 
-TRANSITIONAL = frozenset({"creating", "starting", "stopping", "destroying", "archiving", "restoring", "resizing"})
+TRANSITIONAL = frozenset({"creating", "starting", "stopping", "destroying", "archiving", "restoring", "resizing",
+                          "pending_build", "building_snapshot", "snapshotting", "pulling_snapshot"})
+WAITING_FOR_BUILD = frozenset({"pending_build", "building_snapshot"})
 
 CONTAINER_LOST = "reconcile"
 """The operation a runner names when it finds a sandbox's container gone."""
@@ -76,12 +80,18 @@ class Sandbox(msgspec.Struct, frozen=True, kw_only=True):
     oom_run: str = ""
     oom_run_kills: int = 0
     """The container run of the last recorded OOM kill and that run's count (for idempotent recording)."""
+    snapshot_id: str = ""
+    snapshot_ref: str = ""
+    volumes: list[VolumeMount] = []
+    build: BuildInfo | None = None
+    capturing: str = ""
+    """The snapshot being made of this sandbox while it is `snapshotting`."""
 
 
 def created(event: ev.SandboxCreated, version: int, at: datetime) -> Sandbox:
     fields = {f: getattr(event, f) for f in event.__struct_fields__ if f in Sandbox.__struct_fields__}
-    return Sandbox(id=event.sandbox_id, version=version, state="creating", desired_state="started",
-                   created_at=at, updated_at=at, **fields)
+    return Sandbox(id=event.sandbox_id, version=version, state="pending_build" if event.pending_build else "creating",
+                   desired_state="started", created_at=at, updated_at=at, **fields)
 
 
 def evolve(sandbox: Sandbox | None, event: Any, version: int, at: datetime) -> Sandbox | None:
@@ -129,6 +139,18 @@ def evolve(sandbox: Sandbox | None, event: Any, version: int, at: datetime) -> S
                        "resume_state": None}
         case ev.SandboxRecoverRequested():
             change |= {"state": "starting", "desired_state": "started", "error_reason": None, "recoverable": False}
+        case ev.SandboxBuildStarted():
+            change |= {"state": "building_snapshot"}
+        case ev.SandboxSnapshotReady(image=image, snapshot_ref=ref):
+            change |= {"state": "creating", "image": image, "snapshot_ref": ref}
+        case ev.SandboxBuildFailed(reason=reason):
+            change |= {"state": "build_failed", "error_reason": reason, "recoverable": False}
+        case ev.SandboxPullingSnapshot():
+            change |= {"state": "pulling_snapshot"}
+        case ev.SandboxSnapshotStarted():
+            change |= {"state": "snapshotting", "resume_state": sandbox.state, "capturing": event.snapshot_id}
+        case ev.SandboxSnapshotFinished():
+            change |= {"state": sandbox.resume_state or "started", "resume_state": None, "capturing": ""}
         case ev.SandboxSigningKeyRotated(signing_key=key):
             change |= {"signing_key": key}
         case gd.SandboxNetworkSettingsChanged():
@@ -167,7 +189,7 @@ def request_stop(sandbox: Sandbox, force: bool = False, reason: str = "user") ->
     in order, so the stop follows the start and the sandbox ends stopped."""
     if sandbox.state in ("stopped", "stopping", "archived", "archiving"):
         return []
-    if sandbox.state in ("started", "error", "creating", "starting", "restoring"):
+    if sandbox.state in ("started", "error", "creating", "pulling_snapshot", "starting", "restoring"):
         return [ev.SandboxStopRequested(sandbox_id=sandbox.id, force=force, reason=reason)]
     raise InvalidState(f"Sandbox {sandbox.id} cannot be stopped while it is {sandbox.state}")
 
@@ -264,6 +286,39 @@ def rotate_signing_key(sandbox: Sandbox, candidate: str) -> list[Any]:
     return [ev.SandboxSigningKeyRotated(sandbox_id=sandbox.id, signing_key=candidate)]
 
 
+def start_snapshot(sandbox: Sandbox, snapshot_id: str) -> list[Any]:
+    """Daytona's `snapshotting`: only a started or stopped sandbox (its container exists) is captured."""
+    if sandbox.state not in ("started", "stopped"):
+        raise InvalidState(f"Sandbox {sandbox.id} must be started or stopped to be snapshotted (it is {sandbox.state})")
+    return [ev.SandboxSnapshotStarted(sandbox_id=sandbox.id, snapshot_id=snapshot_id)]
+
+
+def finish_snapshot(sandbox: Sandbox, snapshot_id: str, ok: bool) -> list[Any]:
+    if sandbox.state != "snapshotting":
+        return []
+    return [ev.SandboxSnapshotFinished(sandbox_id=sandbox.id, snapshot_id=snapshot_id, ok=ok)]
+
+
+def snapshot_progress(sandbox: Sandbox, snapshot_state: str, reason: str | None, image: str,
+                      snapshot_ref: str) -> list[Any]:
+    """A sandbox waiting for its snapshot follows the build: `building_snapshot` while it builds, `creating`
+    once it is active, `build_failed` (with the build's reason) if it failed. A sandbox being captured
+    (`snapshotting`) returns to its state once its snapshot is settled."""
+    if sandbox.state == "snapshotting":
+        if snapshot_state in ("active", "error", "build_failed", "inactive", "removing", "removed"):
+            return finish_snapshot(sandbox, sandbox.capturing, ok=snapshot_state == "active")
+        return []
+    if sandbox.state not in WAITING_FOR_BUILD:
+        return []
+    if snapshot_state == "active":
+        return [ev.SandboxSnapshotReady(sandbox_id=sandbox.id, image=image, snapshot_ref=snapshot_ref)]
+    if snapshot_state in ("error", "build_failed", "inactive", "removing", "removed"):
+        return [ev.SandboxBuildFailed(sandbox_id=sandbox.id, reason=reason or f"the snapshot is {snapshot_state}")]
+    if snapshot_state in ("building", "pulling") and sandbox.state == "pending_build":
+        return [ev.SandboxBuildStarted(sandbox_id=sandbox.id)]
+    return []
+
+
 def observe(sandbox: Sandbox, fact: Any) -> list[Any]:
     """Turn what a runner saw into sandbox events, if it moves the sandbox along.
 
@@ -279,9 +334,12 @@ def observe(sandbox: Sandbox, fact: Any) -> list[Any]:
             return guard.observe_oom(sandbox, fact)
         case facts.SandboxContainerStarted(container_id=container_id):
             # Toward what was asked, even from `stopped`: a stale stop that ran after a newer start.
-            if sandbox.state in ("creating", "starting", "restoring") or (
+            if sandbox.state in ("creating", "pulling_snapshot", "starting", "restoring") or (
                     sandbox.desired_state == "started" and sandbox.state in ("stopped", "error")):
                 return [ev.SandboxStarted(sandbox_id=sandbox.id, runner_id=fact.runner_id, container_id=container_id)]
+        case facts.SandboxSnapshotFetching():
+            if sandbox.state == "creating":
+                return [ev.SandboxPullingSnapshot(sandbox_id=sandbox.id, runner_id=fact.runner_id)]
         case facts.SandboxContainerStopped(exit_code=code):
             if sandbox.state in ("stopping", "started", "error"):
                 return [ev.SandboxStopped(sandbox_id=sandbox.id, runner_id=fact.runner_id, exit_code=code)]

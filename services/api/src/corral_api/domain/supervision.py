@@ -20,6 +20,8 @@ from . import sandbox as domain
 DEADLINES = {
     "creating": 180.0, "starting": 120.0, "stopping": 90.0, "destroying": 180.0,
     "archiving": 900.0, "restoring": 900.0, "resizing": 60.0,
+    "pending_build": 4000.0, "building_snapshot": 4000.0, "snapshotting": 900.0,
+    "pulling_snapshot": 3600.0,
 }
 """Seconds a sandbox may stay in each transitional state before it is failed."""
 
@@ -38,6 +40,11 @@ def overdue(sandbox: domain.Sandbox, now: datetime, deadlines: dict[str, float] 
     limit = deadlines.get(sandbox.state)
     if limit is None or now - sandbox.updated_at <= timedelta(seconds=limit):
         return []
+    if sandbox.state == "snapshotting":  # the sandbox is fine; the capture is given up (its snapshot fails too)
+        return domain.finish_snapshot(sandbox, sandbox.capturing, ok=False)
+    if sandbox.state in domain.WAITING_FOR_BUILD:
+        return [ev.SandboxBuildFailed(sandbox_id=sandbox.id,
+                                      reason=f"the snapshot build did not finish within {limit:.0f}s")]
     return [ev.SandboxFailed(sandbox_id=sandbox.id, operation=sandbox.state, recoverable=True,
                              reason=f"{sandbox.state} did not finish within {limit:.0f}s")]
 

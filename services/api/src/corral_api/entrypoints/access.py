@@ -29,11 +29,10 @@ from ..app.identity import ApiKeyEntry, IdentityService, IdentityView
 from ..domain import identity as rules
 from ..domain.ratelimits import RateLimiter, Verdict
 from .realtime import PATH as REALTIME_PATH
+from .request_context import ACTOR, ORGANIZATION
 from .routes import Route
 
 CALLER = web.RequestKey("caller", ApiKeyEntry)
-ORGANIZATION = web.RequestKey("organization_id", str)
-ACTOR = web.RequestKey("actor", str)
 ROUTE = web.RequestKey("route", Route)
 RATE_HEADERS = web.RequestKey("rate_headers", dict)
 ROUTE_TABLE = web.AppKey("route_table", dict)

@@ -8,7 +8,10 @@ import uuid
 
 from corral_contracts import codecs
 from corral_contracts.envelope import CommandEnvelope
-from corral_contracts.runner import BackupSandbox, RunnerAssignments, RunnerCommand, backup_image
+from typing import Any
+
+from corral_contracts.runner import (BackupSandbox, RunnerAssignments, RunnerCommand, SandboxSnapshotCaptured,
+                                     SandboxSnapshotCaptureFailed, backup_image)
 from corral_contracts.subjects import runner_command_subject
 from corral_eventstore import EventLog, utcnow
 from corral_messaging import Bus, Delivery, PoisonMessage
@@ -16,7 +19,7 @@ from corral_messaging import Bus, Delivery, PoisonMessage
 from ..app.directory import SandboxDirectory
 from ..app.process_manager import assignment, command_for, command_for_state
 from ..app.sandboxes import SandboxService, fold
-from ..domain.sandbox import Sandbox
+from ..domain.sandbox import Sandbox, finish_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +71,9 @@ class ProcessManager:
 class FactRecorder:
     """`evt.runner.*` -> events of the Sandbox aggregate, acked after they are recorded."""
 
-    def __init__(self, service: SandboxService):
+    def __init__(self, service: SandboxService, snapshots: Any = None):
         self._service = service
+        self._snapshots = snapshots
 
     async def handle(self, delivery: Delivery) -> None:
         try:
@@ -79,6 +83,14 @@ class FactRecorder:
         meta = {k: v for k, v in delivery.headers.items() if k in ("traceparent", "tracestate")}
         meta["Corral-Actor"] = f"runner:{envelope.payload.runner_id}"
         meta["Corral-Causation-Id"] = envelope.event_id
+        if isinstance(envelope.payload, (SandboxSnapshotCaptured, SandboxSnapshotCaptureFailed)):
+            if self._snapshots is not None:
+                await self._snapshots.observe(envelope.payload, meta)
+            sandbox = await self._service.load(envelope.payload.sandbox_id)
+            if sandbox is not None:
+                ok = isinstance(envelope.payload, SandboxSnapshotCaptured)
+                await self._service.apply(sandbox, lambda s: finish_snapshot(s, envelope.payload.snapshot_id, ok), meta)
+            return
         await self._service.observe(envelope.payload, meta)
 
 

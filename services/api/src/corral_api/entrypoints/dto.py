@@ -7,9 +7,30 @@ from typing import Any
 
 import msgspec
 
+from corral_contracts.volume import VolumeMount
+
 from ..app.sandboxes import CreateRequest
 from ..domain.guard import parse_allow_list, show_allow_list
 from ..domain.sandbox import Sandbox
+
+
+class VolumeMountBody(msgspec.Struct, rename="camel", kw_only=True):
+    volume_id: str
+    mount_path: str
+    subpath: str | None = None
+
+
+class BuildInfoBody(msgspec.Struct, rename="camel", kw_only=True):
+    dockerfile_content: str
+    context_hashes: list[str] | None = None
+
+
+class SandboxBuildInfoDto(msgspec.Struct, rename="camel", kw_only=True):
+    snapshot_ref: str
+    dockerfile_content: str
+    context_hashes: list[str]
+    created_at: str
+    updated_at: str
 
 
 class CreateSandboxBody(msgspec.Struct, rename="camel", kw_only=True):
@@ -32,6 +53,8 @@ class CreateSandboxBody(msgspec.Struct, rename="camel", kw_only=True):
     network_block_all: bool | None = None
     network_allow_list: str | None = None
     """Comma-separated IPv4 CIDRs (at most 10): egress only to these."""
+    volumes: list[VolumeMountBody] | None = None
+    build_info: BuildInfoBody | None = None
 
     def to_request(self) -> CreateRequest:
         return CreateRequest(
@@ -41,6 +64,10 @@ class CreateSandboxBody(msgspec.Struct, rename="camel", kw_only=True):
             auto_archive_interval=self.auto_archive_interval, auto_delete_interval=self.auto_delete_interval,
             network_block_all=bool(self.network_block_all),
             network_allow_list=parse_allow_list(self.network_allow_list or ""),
+            volumes=[VolumeMount(volume_id=v.volume_id, mount_path=v.mount_path, subpath=v.subpath or "")
+                     for v in self.volumes or []],
+            dockerfile=self.build_info.dockerfile_content if self.build_info else None,
+            context_hashes=(self.build_info.context_hashes or []) if self.build_info else [],
         )
 
 
@@ -97,6 +124,7 @@ class SandboxDto(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=Fal
     oom_kills: int
     """Processes killed in the sandbox for exceeding its memory limit (the sandbox itself survives)."""
     last_oom_at: str | None
+    build_info: SandboxBuildInfoDto | None = None
 
 
 class ListSandboxesDto(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=False):
@@ -139,7 +167,13 @@ def sandbox_dto(sandbox: Sandbox, toolbox_proxy_url: str, last_activity: Any = N
         auto_archive_interval=sandbox.auto_archive_interval, auto_delete_interval=sandbox.auto_delete_interval,
         created_at=iso(sandbox.created_at), updated_at=iso(sandbox.updated_at),
         last_activity_at=iso(last_activity or sandbox.updated_at), runner_id=sandbox.runner_id,
-        volumes=[], backup_state="Completed" if sandbox.backup_image else "None",
+        volumes=[{"volumeId": v.volume_id, "mountPath": v.mount_path, **({"subpath": v.subpath} if v.subpath else {})}
+                 for v in sandbox.volumes],
+        build_info=SandboxBuildInfoDto(snapshot_ref=sandbox.build.snapshot_ref,
+                                       dockerfile_content=sandbox.build.dockerfile,
+                                       context_hashes=sandbox.build.context_hashes, created_at=iso(sandbox.created_at),
+                                       updated_at=iso(sandbox.updated_at)) if sandbox.build else None,
+        backup_state="Completed" if sandbox.backup_image else "None",
         backup_created_at=iso(sandbox.backup_at) if sandbox.backup_at else None,
         network_allow_list=show_allow_list(sandbox.network_allow_list), oom_kills=sandbox.oom_kills,
         last_oom_at=iso(sandbox.last_oom_at) if sandbox.last_oom_at else None,

@@ -9,8 +9,7 @@ import msgspec
 from aiohttp import web
 
 from corral_contracts import sandbox as ev
-from corral_observability import inject_headers
-from corral_web import decode_json, error_response, json_errors, reply
+from corral_web import decode_json, json_errors, reply
 
 from ..app import listing
 from ..app.audit import AuditWriter
@@ -22,35 +21,20 @@ from ..domain.errors import DomainError, InvalidRequest
 from ..domain.guard import parse_allow_list
 from ..domain.identity import AUTHENTICATED, WRITE_SANDBOXES
 from . import dto, preview_routes, ssh_routes, tenancy
-from .access import ACTOR, ORGANIZATION, ROUTE_TABLE, AccessPolicy, access, rate_headers
+from .access import ROUTE_TABLE, AccessPolicy, access, rate_headers
 from .auditing import auditing
 from .openapi import openapi_document
+from .request_context import SERVICE, TOOLBOX_URL, event_meta, organization, sandbox_reply
+from .snapshot_routes import SNAPSHOT_ROUTES, SnapshotEdge
+from .volume_routes import VOLUME_ROUTES
 from .routes import Query, Route
 from .webhooks_http import WEBHOOK_ROUTES, WEBHOOKS
 
-SERVICE = web.AppKey("service", SandboxService)
 DIRECTORY = web.AppKey("directory", SandboxDirectory)
-TOOLBOX_URL = web.AppKey("toolbox_url", str)
 OPENAPI = web.AppKey("openapi", bytes)
 STATUS = web.AppKey("status", Callable[[], dict[str, int]])
 
 _encode = msgspec.json.encode
-
-
-def organization(request: web.Request) -> str:
-    return request[ORGANIZATION]
-
-
-def event_meta(request: web.Request) -> dict[str, str]:
-    meta = inject_headers({})
-    meta["Corral-Actor"] = request.get(ACTOR, "")
-    meta["Corral-Source"] = request.headers.get("X-Daytona-Source", request.headers.get("User-Agent", ""))[:100]
-    return meta
-
-
-def sandbox_reply(request: web.Request, sandbox: Any) -> web.Response:
-    service = request.app[SERVICE]
-    return reply(dto.sandbox_dto(sandbox, request.app[TOOLBOX_URL], service.last_activity(sandbox)))
 
 
 # --- handlers -------------------------------------------------------------------------------
@@ -269,14 +253,15 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", ID + "/signing-key/rotate", rotate_signing_key,
           "Replace the signing key: URLs signed with the previous key stop working", response=str, permission=WRITE,
           action="rotate_signing_key"),
-) + tenancy.ROUTES + preview_routes.ROUTES + ssh_routes.ROUTES
+) + tenancy.ROUTES + preview_routes.ROUTES + ssh_routes.ROUTES + SNAPSHOT_ROUTES + VOLUME_ROUTES
 ROUTES += WEBHOOK_ROUTES
 
 
 def create_app(service: SandboxService, directory: SandboxDirectory, toolbox_proxy_url: str,
                status: Callable[[], dict[str, int]] = dict, *, identity: IdentityService, policy: AccessPolicy,
                audit: AuditWriter | None, webhooks: WebhookService | None = None,
-               ssh_access: ssh_routes.SshAccessService | None = None) -> web.Application:
+               ssh_access: ssh_routes.SshAccessService | None = None,
+               snapshots: SnapshotEdge | None = None) -> web.Application:
     middlewares = [json_errors(DomainError), access(policy)]
     if audit is not None:
         middlewares.insert(0, auditing(audit))
@@ -289,6 +274,8 @@ def create_app(service: SandboxService, directory: SandboxDirectory, toolbox_pro
         app[WEBHOOKS] = webhooks
     if ssh_access is not None:
         app[ssh_routes.SSH_ACCESS] = ssh_access
+    if snapshots is not None:
+        snapshots.install(app)
     app[OPENAPI] = _encode(openapi_document(ROUTES))
     app[tenancy.IDENTITY] = identity
     app[tenancy.USAGE] = directory.usage

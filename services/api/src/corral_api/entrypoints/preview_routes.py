@@ -18,6 +18,7 @@ from ..domain import previews as domain
 from ..domain.errors import InvalidRequest
 from ..domain.identity import AUTHENTICATED, WRITE_SANDBOXES
 from . import dto
+from .request_context import event_meta, organization, sandbox_reply
 from .routes import Query, Route
 
 PREVIEWS = web.AppKey("previews", PreviewService)
@@ -36,49 +37,35 @@ class SignedPortPreviewUrlDto(msgspec.Struct, rename="camel", kw_only=True):
     url: str
 
 
-def _organization(request: web.Request) -> str:
-    from .http import organization  # the auth middleware's request key lives there
-
-    return organization(request)
-
-
-def _meta(request: web.Request) -> dict[str, str]:
-    from .http import event_meta
-
-    return event_meta(request)
-
-
 def _port(request: web.Request) -> int:
     return domain.port_of(request.match_info["port"])
 
 
 async def preview_url(request: web.Request) -> web.Response:
-    sandbox, url = await request.app[PREVIEWS].link(_organization(request), request.match_info["id"], _port(request))
+    sandbox, url = await request.app[PREVIEWS].link(organization(request), request.match_info["id"], _port(request))
     return reply(PortPreviewUrlDto(sandbox_id=sandbox.id, url=url, token=sandbox.preview_token))
 
 
 async def signed_preview_url(request: web.Request) -> web.Response:
     port = _port(request)
     seconds = domain.lifetime_of(request.query.get("expiresInSeconds"))
-    link = await request.app[PREVIEWS].sign(_organization(request), request.match_info["id"], port, seconds,
-                                            _meta(request))
+    link = await request.app[PREVIEWS].sign(organization(request), request.match_info["id"], port, seconds,
+                                            event_meta(request))
     return reply(SignedPortPreviewUrlDto(sandbox_id=link.sandbox_id, port=link.port, token=link.token, url=link.url))
 
 
 async def expire_signed_preview_url(request: web.Request) -> web.Response:
-    await request.app[PREVIEWS].expire(_organization(request), request.match_info["id"], _port(request),
-                                       request.match_info["token"], _meta(request))
+    await request.app[PREVIEWS].expire(organization(request), request.match_info["id"], _port(request),
+                                       request.match_info["token"], event_meta(request))
     return web.Response(status=200)
 
 
 async def set_public(request: web.Request) -> web.Response:
-    from .http import sandbox_reply
-
     flag = request.match_info["is_public"].lower()
     if flag not in ("true", "false"):
         raise InvalidRequest("isPublic must be true or false")
-    sandbox = await request.app[PREVIEWS].set_public(_organization(request), request.match_info["id"], flag == "true",
-                                                     _meta(request))
+    sandbox = await request.app[PREVIEWS].set_public(organization(request), request.match_info["id"], flag == "true",
+                                                     event_meta(request))
     return sandbox_reply(request, sandbox)
 
 

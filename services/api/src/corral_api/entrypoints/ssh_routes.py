@@ -16,6 +16,7 @@ from ..app.ssh_access import SshAccessService
 from ..domain.errors import InvalidRequest
 from ..domain.identity import AUTHENTICATED, WRITE_SANDBOXES
 from . import dto
+from .request_context import event_meta, organization, sandbox_reply
 from .routes import Query, Route
 
 SSH_ACCESS = web.AppKey("ssh_access", SshAccessService)
@@ -37,21 +38,14 @@ class SshAccessValidationDto(msgspec.Struct, rename="camel", kw_only=True):
     sandbox_id: str
 
 
-def _http():  # type: ignore[no-untyped-def]
-    from . import http  # the api's request helpers; imported late, as http.py includes this table
-
-    return http
-
-
 async def create_ssh_access(request: web.Request) -> web.Response:
-    core = _http()
     raw = request.query.get("expiresInMinutes")
     try:
         minutes = int(raw) if raw not in (None, "") else None
     except ValueError:
         raise InvalidRequest("expiresInMinutes must be a whole number of minutes") from None
-    issued = await request.app[SSH_ACCESS].create(core.organization(request), request.match_info["id"], minutes,
-                                                  core.event_meta(request))
+    issued = await request.app[SSH_ACCESS].create(organization(request), request.match_info["id"], minutes,
+                                                  event_meta(request))
     access = issued.access
     return reply(SshAccessDto(id=access.id, sandbox_id=access.sandbox_id, token=issued.token,
                               expires_at=dto.iso(access.expires_at), created_at=dto.iso(access.created_at),
@@ -66,21 +60,19 @@ one token it names, not every token of the sandbox."""
 
 
 async def revoke_ssh_access(request: web.Request) -> web.Response:
-    core = _http()
     token = request.query.get("token") or None
     if token is None and TOKEN_SHAPE.fullmatch(request.headers.get(SDK_TOKEN_HEADER, "")):
         token = request.headers[SDK_TOKEN_HEADER]
-    sandbox = await request.app[SSH_ACCESS].revoke(core.organization(request), request.match_info["id"], token,
-                                                   core.event_meta(request))
-    return core.sandbox_reply(request, sandbox)
+    sandbox = await request.app[SSH_ACCESS].revoke(organization(request), request.match_info["id"], token,
+                                                   event_meta(request))
+    return sandbox_reply(request, sandbox)
 
 
 async def validate_ssh_access(request: web.Request) -> web.Response:
-    core = _http()
     token = request.query.get("token", "")
     if not token:
         raise InvalidRequest("token is required")
-    valid, sandbox_id = await request.app[SSH_ACCESS].validate(core.organization(request), token)
+    valid, sandbox_id = await request.app[SSH_ACCESS].validate(organization(request), token)
     return reply(SshAccessValidationDto(valid=valid, sandbox_id=sandbox_id))
 
 

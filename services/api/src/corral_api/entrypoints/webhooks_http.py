@@ -17,6 +17,7 @@ from ..domain.errors import InvalidRequest, InvalidState, NotFound
 from ..domain.identity import AUTHENTICATED
 from ..domain.webhook_endpoint import WebhookEndpoint
 from .dto import iso
+from .request_context import ACTOR, event_meta, organization
 from .routes import Query, Route
 
 WEBHOOKS = web.AppKey("webhooks", WebhookService)
@@ -163,24 +164,16 @@ def delivery_dto(d: wh.DeliveryView) -> DeliveryDto:
 # --- handlers -------------------------------------------------------------------------------------
 
 
-def _http() -> Any:
-    """The api's HTTP module (the caller's organization and identity): imported late, as it includes
-    these routes in its own table."""
-    from . import http
-
-    return http
-
-
 def _org(request: web.Request) -> str:
-    return _http().organization(request)  # type: ignore[no-any-return]
+    return organization(request)
 
 
 def _meta(request: web.Request) -> dict[str, str]:
-    return _http().event_meta(request)  # type: ignore[no-any-return]
+    return event_meta(request)
 
 
 def _actor(request: web.Request) -> str:
-    return request.get(_http().ACTOR, "")  # type: ignore[no-any-return]
+    return request.get(ACTOR, "")
 
 
 def _id(request: web.Request) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import docker
@@ -11,6 +13,7 @@ import docker.errors
 from docker.types import Mount
 
 from ..app.ports import EngineError, EngineUnavailable
+from .image_stream import load_stream
 from ..domain.isolation import LABEL_RUNNER, LABEL_SANDBOX, NETWORK_NAME, NETWORK_OPTIONS, ContainerSpec
 from ..domain.reconcile import Observed
 
@@ -64,8 +67,9 @@ class DockerEngine:
                 pass
             mounts = [Mount(target=target, source=source, type="bind", read_only=ro)
                       for source, target, ro in spec.mounts]
+            mounts += [Mount(target=target, source=volume, type="volume") for volume, target in spec.volumes]
             options: dict[str, Any] = dict(
-                command=spec.command, name=spec.name, user=spec.user, hostname=spec.hostname,
+                command=spec.command, entrypoint=[], name=spec.name, user=spec.user, hostname=spec.hostname,
                 working_dir=spec.working_dir, environment=spec.environment, labels=spec.labels, mounts=mounts,
                 mem_limit=spec.mem_bytes, memswap_limit=spec.mem_bytes, nano_cpus=spec.nano_cpus,
                 pids_limit=spec.pids_limit, cap_drop=spec.cap_drop, cap_add=spec.cap_add,
@@ -241,5 +245,77 @@ class DockerEngine:
             api._raise_for_status(response)  # noqa: SLF001
         await self._run(update)
 
+    # --- snapshot images and volumes ----------------------------------------------------------
+
+    async def engine_id(self) -> str:
+        return str(await self._run(lambda: self._client.info().get("ID", "")))
+
+    async def image_present(self, ref: str) -> bool:
+        def present() -> bool:
+            try:
+                self._client.images.get(ref)
+                return True
+            except docker.errors.ImageNotFound:
+                return False
+        return bool(await self._run(present))
+
+    async def tag(self, ref: str, target: str) -> None:
+        repository, _, tag = target.rpartition(":")
+        await self._run(lambda: self._client.images.get(ref).tag(repository, tag))
+
+    async def pull(self, ref: str) -> None:
+        await self._run(lambda: self._client.images.pull(ref))
+
+    async def image_size(self, ref: str) -> int:
+        return int(await self._run(lambda: self._client.images.get(ref).attrs.get("Size") or 0))
+
+    def save(self, ref: str) -> AsyncIterator[bytes]:
+        return _save(self, ref)
+
+    async def load(self, chunks: AsyncIterator[bytes]) -> None:
+        await load_stream(self._client, chunks)
+
+    async def tags_with_prefix(self, prefix: str) -> list[str]:
+        def tags() -> list[str]:
+            return [t for image in self._client.images.list() for t in image.tags if t.startswith(prefix)]
+        return list(await self._run(tags))
+
+    async def volume_mount(self, volume: str, subpath: str, helper_image: str, labels: dict[str, str]) -> str:
+        """The named volume to mount: the volume itself, or (with a subpath) a volume bound to that directory of
+        it, made on first use (the directory is created, open to every sandbox user). Engines with API ≥ 1.45
+        could use the mount's own `Subpath` option instead."""
+        def ensure() -> str:
+            try:
+                main = self._client.volumes.get(volume)
+            except docker.errors.NotFound:
+                main = self._client.volumes.create(name=volume, labels=labels)
+            if not subpath:
+                return volume
+            name = f"{volume}-{hashlib.sha256(subpath.encode()).hexdigest()[:12]}"
+            try:
+                self._client.volumes.get(name)
+                return name
+            except docker.errors.NotFound:
+                pass
+            self._client.containers.run(helper_image, ["sh", "-c", 'mkdir -p "/volume/$1" && chmod 0777 "/volume/$1"',
+                                                       "sh", subpath], entrypoint=[], user="root", remove=True,
+                                        network_disabled=True, labels=labels,
+                                        volumes={volume: {"bind": "/volume", "mode": "rw"}})
+            device = f"{main.attrs['Mountpoint']}/{subpath}"
+            self._client.volumes.create(name=name, driver="local",
+                                        driver_opts={"type": "none", "o": "bind", "device": device},
+                                        labels={**labels, "corral.volume_of": volume})
+            return name
+        return str(await self._run(ensure))
+
     def close(self) -> None:
         self._client.close()
+
+
+async def _save(engine: DockerEngine, ref: str) -> AsyncIterator[bytes]:
+    chunks: Iterator[bytes] = await engine._run(lambda: iter(engine._client.images.get(ref).save(1024 * 1024)))
+    while True:
+        chunk = await engine._run(next, chunks, None)
+        if chunk is None:
+            return
+        yield chunk

@@ -12,6 +12,8 @@ from corral_agent.client import AgentUnavailable
 from corral_contracts import guard as gd
 from corral_contracts import runner as rc
 from corral_contracts.runner import archive_image, backup_image
+from corral_contracts.snapshot import runner_image
+from corral_contracts.volume import docker_volume
 
 from ..adapters import run_dirs
 from ..adapters.agent_link import AgentLink
@@ -31,7 +33,8 @@ class AgentNotReady(Exception):
 class SandboxRunner:
     def __init__(self, *, runner_id: str, engine: ContainerEngine, agent: AgentLink, report: FactSink,
                  agent_dir: Path, network: NetworkGuard, agent_ready_timeout: float = 30.0,
-                 extra_labels: dict[str, str] | None = None, run_dir_bytes: int = 64 * 1024**2):
+                 extra_labels: dict[str, str] | None = None, run_dir_bytes: int = 64 * 1024**2,
+                 snapshots: Any = None, helper_image: str = "corral/sandbox:default"):
         self.runner_id = runner_id
         self._run_dir_bytes = run_dir_bytes
         self.network = network
@@ -41,6 +44,9 @@ class SandboxRunner:
         self._agent_dir = agent_dir
         self._ready_timeout = agent_ready_timeout
         self._labels = extra_labels or {}
+        self._snapshots = snapshots
+        """Fetches snapshot images this runner lacks (`SnapshotSource`)."""
+        self._helper_image = helper_image
 
     async def _fact(self, cause: str, fact: Any) -> None:
         await self._report(fact, msg_id=f"{self.runner_id}:{cause}:{type(fact).__name__}")
@@ -98,10 +104,19 @@ class SandboxRunner:
     async def create(self, command: rc.CreateSandbox, cause: str) -> None:
         run_dir = self._agent.run_dir(command.sandbox_id)
         await asyncio.to_thread(run_dirs.ensure_bounded, run_dir, self._run_dir_bytes)
-        spec = container_spec(command, runner_id=self.runner_id, agent_dir=str(self._agent_dir),
-                              run_dir=str(run_dir), extra_labels=self._labels)
         try:
             await self._engine.ensure_network()
+            if command.snapshot_ref and not await self._engine.image_present(command.image):
+                if self._snapshots is None:
+                    raise EngineError(f"this runner lacks snapshot {command.snapshot_ref} and has no way to get it")
+                await self._fact(cause, rc.SandboxSnapshotFetching(runner_id=self.runner_id,
+                                                                   sandbox_id=command.sandbox_id))
+                how = await self._snapshots.fetch(command.snapshot_ref, command.image)
+                log.info("snapshot %s now on runner %s (%s)", command.snapshot_ref, self.runner_id, how)
+            volumes = [(await self._engine.volume_mount(docker_volume(m.volume_id), m.subpath, self._helper_image,
+                                                        self._labels), m.mount_path) for m in command.volumes]
+            spec = container_spec(command, runner_id=self.runner_id, agent_dir=str(self._agent_dir),
+                                  run_dir=str(run_dir), extra_labels=self._labels, volumes=volumes)
             await self._engine.create(spec)
         except EngineError as error:
             await self._failed(cause, command.sandbox_id, "create", str(error))
@@ -164,6 +179,27 @@ class SandboxRunner:
         await self._fact(cause, rc.SandboxContainerBackedUp(runner_id=self.runner_id, sandbox_id=command.sandbox_id,
                                                             image=command.image))
 
+    async def capture(self, command: rc.CaptureSnapshot, cause: str) -> None:
+        """The sandbox's filesystem as a snapshot image, handed to the snapshot manager so that any runner
+        can start from it; this runner keeps its own tag of it."""
+        name = container_name(command.sandbox_id)
+        fact: Any
+        try:
+            if await self._engine.state(name) is None:
+                raise EngineError("the sandbox's container no longer exists")
+            await self._engine.commit(name, command.image, {"corral.snapshot": command.snapshot_id,
+                                                            "corral.snapshot_of": command.sandbox_id})
+            if self._snapshots is not None:
+                await self._snapshots.hand_over(command.image)
+            await self._engine.tag(command.image, runner_image(self.runner_id, command.image))
+            size = await self._engine.image_size(command.image)
+            fact = rc.SandboxSnapshotCaptured(runner_id=self.runner_id, sandbox_id=command.sandbox_id,
+                                              snapshot_id=command.snapshot_id, image=command.image, size=size)
+        except EngineError as error:
+            fact = rc.SandboxSnapshotCaptureFailed(runner_id=self.runner_id, sandbox_id=command.sandbox_id,
+                                                   snapshot_id=command.snapshot_id, reason=str(error))
+        await self._fact(cause, fact)
+
     async def resize(self, command: rc.ResizeSandbox, cause: str) -> None:
         try:
             await self._engine.update(container_name(command.sandbox_id), nano_cpus=command.cpu * 1_000_000_000,
@@ -208,6 +244,8 @@ class SandboxRunner:
                 await self.backup(command, cause)
             case gd.UpdateSandboxNetwork():
                 await self.update_network(command, cause)
+            case rc.CaptureSnapshot():
+                await self.capture(command, cause)
 
     async def reconcile(self, assignments: rc.RunnerAssignments, boot_id: str) -> list[Step]:
         """Make the containers on this host agree with the log (run once at start-up)."""

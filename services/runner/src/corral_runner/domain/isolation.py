@@ -1,6 +1,7 @@
 """What a sandbox container looks like: the isolation defaults, as data (no Docker here).
 
-- `docker-init` is PID 1 and the agent its child; the agent file is mounted read-only, the sandbox's
+- `docker-init` is PID 1 and the agent its child (an image's own ENTRYPOINT is not run: it would take the
+  agent's command line as its arguments); the agent file is mounted read-only, the sandbox's
   own run directory (the agent's socket) read-write; no other host path, never the Docker socket.
 - Every capability is dropped except `ALLOWED_CAPABILITIES`; `no-new-privileges`; Docker's default
   seccomp profile (never `unconfined`).
@@ -65,10 +66,13 @@ class ContainerSpec(msgspec.Struct, frozen=True, kw_only=True):
     """False = detached from every network before it first starts (`networkBlockAll`)."""
     disk_bytes: int
     """Size of the writable layer, enforced where the engine supports it."""
+    volumes: list[tuple[str, str]] = []
+    """(engine-managed named volume, container path): volumes, never host paths."""
 
 
 def container_spec(command: CreateSandbox, *, runner_id: str, agent_dir: str, run_dir: str,
-                   extra_labels: dict[str, str] | None = None) -> ContainerSpec:
+                   extra_labels: dict[str, str] | None = None,
+                   volumes: list[tuple[str, str]] | None = None) -> ContainerSpec:
     home = "/root" if command.user == "root" else f"/home/{command.user}"
     environment = {
         "HOME": home, "USER": command.user, "LANG": "C.UTF-8",
@@ -98,4 +102,5 @@ def container_spec(command: CreateSandbox, *, runner_id: str, agent_dir: str, ru
         network=NETWORK_NAME,
         attached=not command.network_block_all,
         disk_bytes=command.disk * 1024**3,
+        volumes=list(volumes or []),
     )

@@ -47,8 +47,10 @@ def plan(assignments: list[SandboxAssignment], containers: list[Observed]) -> li
         if a.desired_state == "destroyed":
             steps.append(Step(sandbox_id=sid, action="remove" if c else "report_removed", assignment=a,
                               container=c.container if c else ""))
+        elif c is None and a.state in ("pending_build", "building_snapshot"):
+            continue  # no container yet: it is made once its snapshot is built
         elif c is None:
-            steps.append(Step(sandbox_id=sid, action="create" if a.state == "creating" else "report_lost",
+            steps.append(Step(sandbox_id=sid, action="create" if a.state in ("creating", "pulling_snapshot") else "report_lost",
                               assignment=a))
         elif a.desired_state == "started":
             steps.append(Step(sandbox_id=sid, action="report_started" if c.running else "start", assignment=a))
