@@ -28,6 +28,7 @@ from .errors import NoBucketError, NoRespondersError, NoStreamError, NotConnecte
 from .headers import delivery_msg_id, publish_headers
 from .jetstream_consumer import JetStreamConsumer, plain_headers, retry_pause
 from .jetstream_follower import JetStreamFollower
+from .jetstream_kv import read_bucket
 from .jetstream_setup import ensure_streams
 from .port import Consumer, Handler, RequestHandler
 from .replies import SERVE_QUEUE_GROUP, answer, reply_payload
@@ -206,18 +207,8 @@ class JetStreamBus:
             raise
 
     async def _kv_read(self, bucket: str) -> dict[str, bytes]:
-        # A short-lived ordered consumer; the server drops it 2 s after we stop (nats-py's default
-        # keeps it 5 minutes, and frequent reads would pile consumers up to the server's limit).
-        watcher = await (await self._bucket(bucket)).watchall(ignore_deletes=True, inactive_threshold=2.0)
-        items: dict[str, bytes] = {}
-        try:
-            async for entry in watcher:
-                if entry is None:  # caught up with what is stored
-                    break
-                items[entry.key] = entry.value or b""
-        finally:
-            await watcher.stop()
-        return items
+        await self._bucket(bucket)  # NoBucketError when it does not exist
+        return await read_bucket(self._jetstream(), bucket, timeout=API_TIMEOUT)
 
     async def stream_messages(self, stream: str, filter_subject: str) -> list[Delivery]:
         js = self._jetstream()

@@ -135,10 +135,11 @@ async def resize_sandbox(request: web.Request) -> web.Response:
 
 async def network_settings(request: web.Request) -> web.Response:
     body = await decode_json(request, dto.NetworkSettingsBody)
+    service = request.app[SERVICE]
+    await service.get(organization(request), request.match_info["id"])  # an unknown sandbox is a 404 first
     if body.network_block_all is None and body.network_allow_list is None:
         raise InvalidRequest("give networkBlockAll, networkAllowList or both")
     allow_list = None if body.network_allow_list is None else parse_allow_list(body.network_allow_list)
-    service = request.app[SERVICE]
     return sandbox_reply(request, await service.network_settings(
         organization(request), request.match_info["id"], body.network_block_all, allow_list, event_meta(request)))
 
@@ -211,7 +212,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/openapi.json", openapi, "This OpenAPI document", public=True),
     Route("GET", "/api/config", config, "Platform configuration", permission=AUTHENTICATED),
     Route("POST", "/api/sandbox", create_sandbox, "Create a sandbox; answers once it is started or after a bounded wait",
-          body=dto.CreateSandboxBody, response=dto.SandboxDto, permission=WRITE, rate="sandbox-create", errors=(503,)),
+          body=dto.CreateSandboxBody, response=dto.SandboxDto, permission=WRITE, rate="sandbox-create", errors=(404, 503)),
     Route("GET", "/api/sandbox", list_sandboxes,
           "List sandboxes: filters, sort (newest first by default) and keyset cursor pages",
           response=dto.ListSandboxesDto, query=tuple(Query(*p) for p in listing.PARAMETERS), permission=AUTHENTICATED),

@@ -290,6 +290,7 @@ async def replay_delivery(request: web.Request) -> web.Response:
 
 
 async def replay_since(request: web.Request) -> web.Response:
+    await request.app[WEBHOOKS].get(_org(request), _id(request))  # an unknown endpoint is a 404 first
     body = await decode_json(request, ReplayBody, empty_ok=False)
     if body.since.tzinfo is None:
         raise InvalidRequest("since must have a time zone (e.g. 2026-01-01T00:00:00Z)")
