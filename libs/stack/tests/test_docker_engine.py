@@ -12,7 +12,7 @@ from typing import Any
 import docker
 import pytest
 
-from corral_stack import docker_engine
+from corral_stack import docker_engine, docker_storage
 from corral_stack.docker_engine import (
     engine_answers, ensure_docker, file_lock, find_dockerd, live_pid, start_dockerd, wait_for_engine,
     wait_until,
@@ -118,3 +118,80 @@ def test_a_dockerd_that_dies_at_start_up_is_reported_with_its_log(
     pid = start_dockerd(home, log=lambda _: None, **options)
     with pytest.raises(RuntimeError, match="(?s)dockerd exited during start-up.*no-such-flag"):
         wait_for_engine(f"unix://{home}/docker.sock", pid=pid, log_file=home / "dockerd.log", timeout=30)
+
+
+def test_the_btrfs_mount_is_read_from_mountinfo(tmp_path: Path) -> None:
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "36 25 7:0 / /var/lib/corral/docker rw,relatime shared:1 - btrfs /dev/loop0 rw,discard=async,space_cache=v2\n"
+        "37 25 7:1 / /var/lib/with\\040space rw - btrfs /dev/loop1 rw\n"
+        "38 25 8:1 / /var/lib/other rw - ext4 /dev/vda rw\n")
+    assert docker_storage.is_btrfs(Path("/var/lib/corral/docker"), mountinfo)
+    assert docker_storage.is_btrfs(Path("/var/lib/with space"), mountinfo)
+    assert not docker_storage.is_btrfs(Path("/var/lib/other"), mountinfo)  # not btrfs
+    assert not docker_storage.is_btrfs(Path("/nowhere"), mountinfo)
+
+
+def test_the_data_root_choice_follows_the_setting() -> None:
+    never = lambda *_: pytest.fail("nothing should be prepared or installed")  # noqa: E731
+    assert docker_storage.engine_storage_args({"CORRAL_DOCKER_DATA_ROOT": "default"}, log=never, install=never) == []
+    assert docker_storage.engine_storage_args({"CORRAL_DOCKER_DATA_ROOT": "/srv/docker"}, log=never,
+                                              install=never) == ["--data-root", "/srv/docker"]
+
+
+needs_loop_btrfs = pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/dev/loop-control").exists()
+    or "btrfs" not in Path("/proc/filesystems").read_text().split(),
+    reason="a btrfs loop filesystem needs root, loop devices and the kernel's btrfs")
+
+
+@needs_dockerd
+@needs_loop_btrfs
+@pytest.mark.docker
+def test_an_engine_on_the_quota_data_root_bounds_a_containers_writable_layer(
+        private_dockerd: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The storage Corral gives an engine it starts: a container's disk stops at its `storage_opt` size."""
+    home, options = private_dockerd
+    base = tmp_path_factory.mktemp("storage")
+    install = lambda packages: docker_engine.install_debian_packages(packages, log=lambda _: None)  # noqa: E731
+    root = docker_storage.quota_data_root(base, log=lambda _: None, install=install, size=2 * 1024**3)
+    try:
+        assert docker_storage.quota_data_root(base, log=lambda _: None, install=install) == root  # reused
+        flags = [f for f in options["extra_args"] if f != "--storage-driver=vfs"]
+        flags[flags.index("--data-root") + 1] = str(root)
+        options["extra_args"] = [*flags, "--storage-driver", "btrfs"]
+        url = f"unix://{home}/docker.sock"
+        pid = start_dockerd(home, log=lambda _: None, **options)
+        wait_for_engine(url, pid=pid, log_file=home / "dockerd.log")
+        client = docker.DockerClient(base_url=url)
+        try:
+            status = client.info()["DriverStatus"]
+            assert client.info()["Driver"] == "btrfs", status
+            client.api.import_image_from_data(_tar({"marker": b"x"}), repository="corral-disk-test", tag="1")
+            container = client.containers.create("corral-disk-test:1", command=["/none"],
+                                                 storage_opt={"size": "64M"})
+            assert container.put_archive("/", _tar({"small": os.urandom(16 * 1024**2)}))
+            with pytest.raises(docker.errors.APIError, match="(?i)quota|no space"):
+                container.put_archive("/", _tar({"big": os.urandom(96 * 1024**2)}))
+            container.remove(force=True)
+        finally:
+            client.close()
+    finally:
+        pid = live_pid(home / "dockerd.pid", "dockerd")
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            assert wait_until(lambda: live_pid(home / "dockerd.pid", "dockerd") is None, timeout=30)
+        docker_storage.unmount(base)
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

@@ -167,7 +167,7 @@ class RunnerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
     cpus: int = 0
     memory_gib: int = 0
     disk_limits: bool = False
-    """Whether the engine enforces each sandbox's disk size (overlay2 on XFS with project quotas)."""
+    """Whether the engine enforces each sandbox's disk size (`storage_opt size`: btrfs, or overlay2 on XFS with project quotas)."""
     network_policy: bool = False
     """Whether the runner enforces the network policy on its host (firewall rules installed)."""
 

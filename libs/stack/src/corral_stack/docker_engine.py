@@ -18,6 +18,8 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
+from .docker_storage import engine_storage_args
+
 Log = Callable[[str], None]
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
@@ -32,7 +34,8 @@ def ensure_docker(home: Path, *, log: Log = print) -> str:
 
     DOCKER_HOST is honoured when set, else the default socket. When nothing answers and we are root
     on Debian/Ubuntu, `docker.io` is installed if `dockerd` is missing and `dockerd` is started
-    detached (own session, output in `home/dockerd.log`, pidfile `home/dockerd.pid`). That engine is
+    detached (own session, output in `home/dockerd.log`, pidfile `home/dockerd.pid`), its data on an
+    XFS filesystem with project quotas so that sandbox disk sizes hold (`docker_storage`). That engine is
     deliberately left running when the caller exits: it is shared machine infrastructure, like one
     started by the init system, and other tools and the next run use it. Concurrent callers
     serialise on a lock file in `home`; calling again is cheap and changes nothing.
@@ -49,7 +52,9 @@ def ensure_docker(home: Path, *, log: Log = print) -> str:
             raise RuntimeError(refusal)
         if find_dockerd() is None:
             install_debian_packages(["docker.io"], log=log)
-        pid = start_dockerd(home, log=log)
+        storage = engine_storage_args(dict(os.environ), log=log,
+                                      install=lambda packages: install_debian_packages(packages, log=log))
+        pid = start_dockerd(home, log=log, extra_args=storage)
         wait_for_engine(url, pid=pid, log_file=home / "dockerd.log", log=log)
     return url
 
@@ -147,7 +152,7 @@ def start_dockerd(home: Path, *, log: Log = print, extra_args: Sequence[str] = (
         if running is not None:
             log(f"dockerd (pid {running}, {candidate}) is already running; waiting for it to answer")
             return running
-    if not extra_args:  # the default exec root: its containerd pidfile may be stale too
+    if "--exec-root" not in extra_args:  # the default exec root: its containerd pidfile may be stale too
         live_pid(SYSTEM_CONTAINERD_PIDFILE, "containerd", log=log)
     dockerd = find_dockerd()
     if dockerd is None:

@@ -174,7 +174,7 @@ class Runner:
             log.warning("sandbox network policy is NOT enforced (CORRAL_NETWORK_POLICY=off): sandboxes can reach "
                         "this host, its control plane and metadata addresses")
         self.disk_limits = await self.engine.disk_limits()
-        log.info("sandbox disk sizes are %s", "enforced (overlay2 on XFS, project quotas)" if self.disk_limits
+        log.info("sandbox disk sizes are %s", "enforced (storage_opt size)" if self.disk_limits
                  else "NOT enforced: this engine cannot bound a container's writable layer")
         await self.heartbeat()
         interval = self.settings.heartbeat_interval

@@ -97,10 +97,11 @@ class DockerEngine:
         if self._quota is None:
             info = self._client.info()
             backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem", "")
-            self._quota = info.get("Driver") == "overlay2" and backing == "xfs"
+            self._quota = info.get("Driver") == "btrfs" or (info.get("Driver") == "overlay2" and backing == "xfs")
             if not self._quota:
                 log.warning("disk sizes are NOT enforced: the engine stores containers with %s on %s "
-                            "(a writable-layer size needs overlay2 on XFS with project quotas)",
+                            "(a writable-layer size needs the btrfs driver, or overlay2 on XFS with project "
+                            "quotas; an engine that `make run` starts itself gets a btrfs data root)",
                             info.get("Driver"), backing or "an unknown filesystem")
         return self._quota
 

@@ -8,8 +8,8 @@
 - Memory limit with swap equal to it (no swap), CPU quota, pids limit.
 - A dedicated bridge network with inter-container traffic off, guarded by host firewall rules
   (`network_policy`); `networkBlockAll` = the container is attached to no network at all.
-- The writable layer bounded to the sandbox's disk size where the engine can (overlay2 on XFS with
-  project quotas).
+- The writable layer bounded to the sandbox's disk size where the engine can (the btrfs driver, which an
+  engine Corral starts itself uses; or overlay2 on XFS with project quotas).
 """
 
 from __future__ import annotations
