@@ -201,7 +201,8 @@ def test_an_image_on_the_host_with_its_own_entrypoint_becomes_a_snapshot(daytona
     tag = f"corral-test-entrypoint:{RUN}"
     (tmp_path / "Dockerfile").write_text(f'FROM {stack.sandbox_image}\nENTRYPOINT ["/bin/false"]\n')
     client = docker.from_env()
-    client.images.build(path=str(tmp_path), tag=tag, labels=dict(stack.config.container_labels))
+    client.images.build(path=str(tmp_path), tag=tag, labels=dict(stack.config.container_labels), rm=True,
+                        forcerm=True)
     logs: list[str] = []
     try:
         snapshot = daytona.snapshot.create(CreateSnapshotParams(name=f"host-image-{RUN}", image=tag),
