@@ -157,6 +157,7 @@ def test_an_engine_on_the_quota_data_root_bounds_a_containers_writable_layer(
     root = docker_storage.quota_data_root(base, log=lambda _: None, install=install, size=2 * 1024**3)
     try:
         assert docker_storage.quota_data_root(base, log=lambda _: None, install=install) == root  # reused
+        assert docker_storage.quota_mode(root) == "squota"
         flags = [f for f in options["extra_args"] if f != "--storage-driver=vfs"]
         flags[flags.index("--data-root") + 1] = str(root)
         options["extra_args"] = [*flags, "--storage-driver", "btrfs"]

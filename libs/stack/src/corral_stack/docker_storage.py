@@ -5,8 +5,9 @@ Most hosts keep /var/lib/docker on ext4, where Docker cannot bound a container's
 size` needs overlay2 on XFS with project quotas, or the btrfs driver with quotas. Kernels often lack
 XFS quota support (this project's CI machine does), while btrfs quota groups are part of btrfs itself.
 So when Corral starts the engine itself (no engine answered), it gives it a data root on btrfs held in
-a sparse loop file (`/var/lib/corral/docker-btrfs.img`, mounted on `/var/lib/corral/docker`, quotas
-on) and the `btrfs` storage driver. The file is made once and reused; only the mount is redone after
+a sparse loop file (`/var/lib/corral/docker-btrfs.img`, mounted on `/var/lib/corral/docker`, simple
+quotas on: kernel 6.7 or newer) and the `btrfs` storage driver; where simple quotas are not available
+the engine keeps dockerd's default data root, unbounded, and says so. The file is made once and reused; only the mount is redone after
 a reboot. An engine that Corral did not start is used as it is, and the runner reports whether it
 bounds disks (`/api/health` → `diskLimits`).
 
@@ -16,9 +17,12 @@ default; any other value → that directory, as it is.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import struct
 import subprocess
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,32 +61,80 @@ def engine_storage_args(env: dict[str, str], *, log: Log, install: Callable[[lis
 
 
 def quota_data_root(base: Path, *, log: Log, install: Callable[[list[str]], None], size: int | None = None) -> Path:
-    """A btrfs filesystem with quotas on, mounted at `base/docker`: made, mounted and switched on as needed."""
+    """A btrfs filesystem with simple quotas on, mounted at `base/docker`: made, mounted and switched on as
+    needed."""
     mount_point = base / MOUNT_NAME
-    if not is_btrfs(mount_point) and os.geteuid() != 0:
-        raise StorageUnavailable("preparing a btrfs data root needs root")
-    if _tool("btrfs") is None or _tool("mkfs.btrfs") is None:
-        install(["btrfs-progs"])
-    if is_btrfs(mount_point):
-        _run([_tool("btrfs") or "btrfs", "quota", "enable", str(mount_point)], "switching btrfs quotas on")
-        return mount_point
-    image = base / IMAGE_NAME
-    base.mkdir(parents=True, exist_ok=True)
-    if not image.exists():
-        size = size or default_size(base)
-        log(f"making a {size / 1024**3:.0f} GiB sparse btrfs file {image} for the Docker engine's data")
-        partial = image.with_suffix(".partial")
-        with open(partial, "wb") as handle:
-            handle.truncate(size)
-        _run([_tool("mkfs.btrfs") or "mkfs.btrfs", "-q", str(partial)], "formatting it as btrfs")
-        partial.rename(image)
-    mount_point.mkdir(parents=True, exist_ok=True)
-    _run(["mount", "-o", "loop", str(image), str(mount_point)], f"mounting {image}")
     if not is_btrfs(mount_point):
-        raise StorageUnavailable(f"{mount_point} was mounted but is not btrfs")
-    _run([_tool("btrfs") or "btrfs", "quota", "enable", str(mount_point)], "switching btrfs quotas on")
-    log(f"the Docker engine keeps its data on {mount_point} (btrfs, quotas on)")
+        if os.geteuid() != 0:
+            raise StorageUnavailable("preparing a btrfs data root needs root")
+        if _tool("mkfs.btrfs") is None:
+            install(["btrfs-progs"])
+        image = base / IMAGE_NAME
+        base.mkdir(parents=True, exist_ok=True)
+        if not image.exists():
+            size = size or default_size(base)
+            log(f"making a {size / 1024**3:.0f} GiB sparse btrfs file {image} for the Docker engine's data")
+            partial = image.with_suffix(".partial")
+            with open(partial, "wb") as handle:
+                handle.truncate(size)
+            _run([_tool("mkfs.btrfs") or "mkfs.btrfs", "-q", str(partial)], "formatting it as btrfs")
+            partial.rename(image)
+        mount_point.mkdir(parents=True, exist_ok=True)
+        _run(["mount", "-o", "loop", str(image), str(mount_point)], f"mounting {image}")
+        if not is_btrfs(mount_point):
+            raise StorageUnavailable(f"{mount_point} was mounted but is not btrfs")
+    ensure_simple_quotas(mount_point)
+    log(f"the Docker engine keeps its data on {mount_point} (btrfs, simple quotas)")
     return mount_point
+
+
+BTRFS_IOC_QUOTA_CTL = 0xC0109428
+"""_IOWR(0x94, 40, struct btrfs_ioctl_quota_ctl_args {u64 cmd; u64 status})."""
+BTRFS_IOC_FS_INFO = 0x8400941F
+"""_IOR(0x94, 31, struct btrfs_ioctl_fs_info_args): 1 KiB, the filesystem's id at bytes 16-32."""
+QUOTA_DISABLE, QUOTA_ENABLE_SIMPLE = 2, 4
+
+
+def ensure_simple_quotas(mount_point: Path) -> None:
+    """Simple quotas (kernel 6.7+): a subvolume's usage is the extents it wrote, so a container's writable
+    layer can be limited, without full qgroup accounting, whose cost grows with every snapshot (measured
+    here: container removal went from 0.8 to 2.9 s within eight containers; with simple quotas it stays
+    near 0.55 s). Full qgroups left by an earlier version are switched to simple ones."""
+    mode = quota_mode(mount_point)
+    if mode == "squota":
+        return
+    if mode == "qgroup":
+        _quota_ctl(mount_point, QUOTA_DISABLE)
+    try:
+        _quota_ctl(mount_point, QUOTA_ENABLE_SIMPLE)
+    except OSError as error:
+        raise StorageUnavailable(f"this kernel cannot keep simple btrfs quotas ({error})") from error
+    if quota_mode(mount_point) != "squota":
+        raise StorageUnavailable(f"simple quotas did not take on {mount_point}")
+
+
+def quota_mode(mount_point: Path) -> str:
+    """`squota`, `qgroup` (full accounting) or `disabled`, as the kernel shows it under /sys/fs/btrfs."""
+    fd = os.open(mount_point, os.O_RDONLY)
+    try:
+        info = fcntl.ioctl(fd, BTRFS_IOC_FS_INFO, bytes(1024))
+    finally:
+        os.close(fd)
+    qgroups = Path("/sys/fs/btrfs") / str(uuid.UUID(bytes=bytes(info[16:32]))) / "qgroups"
+    if not qgroups.is_dir():
+        return "disabled"
+    try:
+        return (qgroups / "mode").read_text().strip()
+    except OSError:
+        return "qgroup"  # a kernel from before simple quotas
+
+
+def _quota_ctl(mount_point: Path, command: int) -> None:
+    fd = os.open(mount_point, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, BTRFS_IOC_QUOTA_CTL, struct.pack("QQ", command, 0))
+    finally:
+        os.close(fd)
 
 
 def _tool(name: str) -> str | None:
