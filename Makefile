@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-MEMBERS := libs/contracts libs/observability libs/messaging libs/eventstore libs/agent libs/web \
+MEMBERS := libs/contracts libs/observability libs/messaging libs/eventstore libs/agent libs/web libs/images \
            libs/stack libs/testing services/api services/runner services/proxy services/webhooks \
            services/ssh_gateway services/snapshot_manager
 STAMP  := $(VENV)/.installed

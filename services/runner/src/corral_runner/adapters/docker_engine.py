@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import docker
 import docker.errors
 from docker.types import Mount
 
+from corral_images import LoadFailed, load_stream, save_stream
+
 from ..app.ports import EngineError, EngineUnavailable
-from .image_stream import load_stream
 from ..domain.isolation import LABEL_RUNNER, LABEL_SANDBOX, NETWORK_NAME, NETWORK_OPTIONS, ContainerSpec
 from ..domain.reconcile import Observed
 
@@ -271,10 +272,13 @@ class DockerEngine:
         return int(await self._run(lambda: self._client.images.get(ref).attrs.get("Size") or 0))
 
     def save(self, ref: str) -> AsyncIterator[bytes]:
-        return _save(self, ref)
+        return save_stream(self._client, ref)
 
     async def load(self, chunks: AsyncIterator[bytes]) -> None:
-        await load_stream(self._client, chunks)
+        try:
+            await load_stream(self._client, chunks)
+        except LoadFailed as error:
+            raise EngineError(str(error)) from error
 
     async def tags_with_prefix(self, prefix: str) -> list[str]:
         def tags() -> list[str]:
@@ -311,12 +315,3 @@ class DockerEngine:
 
     def close(self) -> None:
         self._client.close()
-
-
-async def _save(engine: DockerEngine, ref: str) -> AsyncIterator[bytes]:
-    chunks: Iterator[bytes] = await engine._run(lambda: iter(engine._client.images.get(ref).save(1024 * 1024)))
-    while True:
-        chunk = await engine._run(next, chunks, None)
-        if chunk is None:
-            return
-        yield chunk

@@ -7,20 +7,17 @@ import asyncio
 import io
 import json
 import os
-import queue
 import tarfile
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import docker
 import docker.errors
 
-from ..app.ports import BuildError, StorageInUse
+from corral_images import LoadFailed, load_stream, save_stream
 
-CHUNK = 1024 * 1024
-_END = object()
+from ..app.ports import BuildError, StorageInUse
 
 
 class DockerImages:
@@ -142,18 +139,16 @@ class DockerImages:
                 pass
         await asyncio.to_thread(remove)
 
-    async def save(self, ref: str) -> AsyncIterator[bytes]:
+    def save(self, ref: str) -> AsyncIterator[bytes]:
         """`docker save` of one image, streamed."""
-        chunks: Iterator[bytes] = await asyncio.to_thread(lambda: iter(self._client.images.get(ref).save(CHUNK)))
-        while True:
-            chunk = await asyncio.to_thread(next, chunks, None)
-            if chunk is None:
-                return
-            yield chunk
+        return save_stream(self._client, ref)
 
     async def load(self, chunks: AsyncIterator[bytes]) -> None:
         """`docker load` of a streamed archive, fed to the engine while it arrives."""
-        await load_stream(self._client, chunks)
+        try:
+            await load_stream(self._client, chunks)
+        except LoadFailed as error:
+            raise BuildError(str(error)) from error
 
     # --- volumes -------------------------------------------------------------------------------
 
@@ -193,45 +188,3 @@ def engine_endpoint(base_url: str | None) -> tuple[str, aiohttp.BaseConnector]:
     if url.startswith("tcp://"):
         return "http://" + url.removeprefix("tcp://"), aiohttp.TCPConnector()
     raise BuildError(f"builds need a unix:// or tcp:// Docker host, not {url}")
-
-
-async def load_stream(client: docker.DockerClient, chunks: AsyncIterator[bytes]) -> None:
-    """Feed an async byte stream to `docker load` (which reads a sync iterable in a thread)."""
-    pipe: queue.Queue[Any] = queue.Queue(maxsize=8)
-    done = threading.Event()
-
-    def feed() -> Iterator[bytes]:
-        while True:
-            item = pipe.get()
-            if item is _END:
-                return
-            yield item
-
-    def load() -> None:
-        try:
-            for item in client.api.load_image(feed()):
-                if isinstance(item, dict) and "error" in item:
-                    raise BuildError(f"docker load failed: {item['error']}")
-        finally:
-            done.set()
-
-    worker = asyncio.ensure_future(asyncio.to_thread(load))
-    try:
-        async for chunk in chunks:
-            while not done.is_set():
-                try:
-                    pipe.put_nowait(chunk)
-                    break
-                except queue.Full:
-                    await asyncio.sleep(0.005)
-            if done.is_set():
-                break
-        while not done.is_set():
-            try:
-                pipe.put_nowait(_END)
-                break
-            except queue.Full:
-                await asyncio.sleep(0.005)
-    finally:
-        await asyncio.gather(worker, return_exceptions=True)
-    await worker

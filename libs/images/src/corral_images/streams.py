@@ -1,4 +1,5 @@
-"""`docker load` fed from an async byte stream (an HTTP download) while it arrives."""
+"""`docker save` read and `docker load` fed as async byte streams (docker-py is synchronous: its calls run
+in threads, with a small bounded queue between the event loop and the loader)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import docker
 
+CHUNK = 1024 * 1024
 _END = object()
 
 
@@ -18,7 +20,8 @@ class LoadFailed(Exception):
 
 
 async def load_stream(client: docker.DockerClient, chunks: AsyncIterator[bytes]) -> None:
-    """Feed an async byte stream to `docker load` (which reads a sync iterable in a thread)."""
+    """Feed an async byte stream to `docker load` (which reads a sync iterable in a thread); LoadFailed
+    when the engine refuses the archive."""
     pipe: queue.Queue[Any] = queue.Queue(maxsize=8)
     done = threading.Event()
 
@@ -57,3 +60,15 @@ async def load_stream(client: docker.DockerClient, chunks: AsyncIterator[bytes])
     finally:
         await asyncio.gather(worker, return_exceptions=True)
     await worker
+
+
+async def save_stream(client: docker.DockerClient, ref: str) -> AsyncIterator[bytes]:
+    """`docker save` of one image, chunk by chunk (docker.errors.ImageNotFound when it is not there). The
+    archive names `ref`, so the engine that loads it has the image under that name too."""
+    chunks: Iterator[bytes] = await asyncio.to_thread(
+        lambda: iter(client.images.get(ref).save(CHUNK, named=False if ref.startswith("sha256:") else ref)))
+    while True:
+        chunk = await asyncio.to_thread(next, chunks, None)
+        if chunk is None:
+            return
+        yield chunk
