@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from corral_web.secrets import required_secret
+
 from .domain.quotas import Quota
 
 QUOTA_ENV = {
@@ -78,9 +80,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
         env = dict(os.environ if env is None else env)
         home = Path(env.get("CORRAL_HOME", ".corral")).resolve()
-        key = env.get("CORRAL_ADMIN_API_KEY") or _read(home / "admin-api-key")
-        if not key:
-            raise SystemExit("CORRAL_ADMIN_API_KEY is not set and $CORRAL_HOME/admin-api-key does not exist")
+        key = required_secret(env, "CORRAL_ADMIN_API_KEY", home / "admin-api-key")
         return cls(
             home=str(home),
             database_url=event_store_url(home, env),
@@ -141,9 +141,3 @@ def ssh_public_host(env: dict[str, str]) -> str:
     host = env.get("CORRAL_SSH_PUBLIC_HOST") or env.get("CORRAL_SSH_HOST") or "127.0.0.1"
     return socket.gethostname() if host in ("0.0.0.0", "::") else host
 
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return ""

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from corral_web.secrets import internal_token
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str
@@ -43,9 +45,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
         env = dict(os.environ if env is None else env)
         home = Path(env.get("CORRAL_HOME", ".corral")).resolve()
-        token = env.get("CORRAL_INTERNAL_TOKEN") or _read(home / "internal-token")
-        if not token:
-            raise SystemExit("CORRAL_INTERNAL_TOKEN is not set and $CORRAL_HOME/internal-token does not exist")
+        token = internal_token(env, home)
         return cls(
             nats_url=env.get("CORRAL_NATS_URL", "nats://127.0.0.1:4222"),
             internal_token=token,
@@ -68,9 +68,3 @@ def preview_domain(env: dict[str, str]) -> str:
     host = urlsplit(url if "//" in url else f"//{url}").hostname if url else None
     return (host or "preview.localhost").lower()
 
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return ""

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import msgspec
 
+from corral_web.secrets import internal_token
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     runner_id: str
@@ -48,9 +50,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
         env = dict(os.environ if env is None else env)
         home = Path(env.get("CORRAL_HOME", ".corral")).resolve()
-        token = env.get("CORRAL_INTERNAL_TOKEN") or _read(home / "internal-token")
-        if not token:
-            raise SystemExit("CORRAL_INTERNAL_TOKEN is not set and $CORRAL_HOME/internal-token does not exist")
+        token = internal_token(env, home)
         port = int(env.get("CORRAL_RUNNER_PORT", "3003"))
         host = env.get("CORRAL_RUNNER_HOST", "127.0.0.1")
         labels = dict(item.split("=", 1) for item in env.get("CORRAL_RUNNER_LABELS", "").split(",") if "=" in item)
@@ -75,9 +75,3 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
         )
 
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return ""

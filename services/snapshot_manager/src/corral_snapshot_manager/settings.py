@@ -7,6 +7,8 @@ from pathlib import Path
 
 import msgspec
 
+from corral_web.secrets import internal_token
+
 PROXY_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 """Docker's predefined build arguments: the host's proxies reach every build without the Dockerfile
 declaring them, and stay out of the image."""
@@ -34,9 +36,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
         env = dict(os.environ if env is None else env)
         home = Path(env.get("CORRAL_HOME", ".corral")).resolve()
-        token = env.get("CORRAL_INTERNAL_TOKEN") or _read(home / "internal-token")
-        if not token:
-            raise SystemExit("CORRAL_INTERNAL_TOKEN is not set and $CORRAL_HOME/internal-token does not exist")
+        token = internal_token(env, home)
         labels = dict(item.split("=", 1) for item in env.get("CORRAL_RUNNER_LABELS", "").split(",") if "=" in item)
         return cls(
             nats_url=env.get("CORRAL_NATS_URL", "nats://127.0.0.1:4222"),
@@ -52,9 +52,3 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
         )
 
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return ""

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import msgspec
 
+from corral_web.secrets import internal_token
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     home: str
@@ -44,9 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
         env = dict(os.environ if env is None else env)
         home = Path(env.get("CORRAL_HOME", ".corral")).resolve()
-        token = env.get("CORRAL_INTERNAL_TOKEN") or _read(home / "internal-token")
-        if not token:
-            raise SystemExit("CORRAL_INTERNAL_TOKEN is not set and $CORRAL_HOME/internal-token does not exist")
+        token = internal_token(env, home)
         return cls(
             home=str(home),
             nats_url=env.get("CORRAL_NATS_URL", "nats://127.0.0.1:4222"),
@@ -64,9 +64,3 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             log_level=env.get("CORRAL_LOG_LEVEL", "INFO"),
         )
 
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return ""
