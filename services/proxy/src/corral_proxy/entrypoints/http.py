@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from corral_web import error_response, json_errors
+from corral_web.forwarding import relay_response
 from corral_web.websockets import bridge, is_websocket
 
 from ..app.activity import ActivityReporter
@@ -82,24 +83,7 @@ async def toolbox(request: web.Request) -> web.StreamResponse:
     try:
         async with request.app[SESSION].request(request.method, url, params=request.query, headers=headers,
                                                 data=body, allow_redirects=False) as upstream:
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            for key, value in upstream.headers.items():
-                if key.lower() not in HOP_BY_HOP:
-                    response.headers[key] = value
-            if upstream.content_length is not None:
-                response.content_length = upstream.content_length
-            await response.prepare(request)
-            try:
-                async for chunk in upstream.content.iter_chunked(64 * 1024):
-                    await response.write(chunk)
-            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, ConnectionError):
-                # The runner broke off midway (or the client left): cut the client's response too, so a
-                # truncated body is never taken for a whole one.
-                if request.transport is not None:
-                    request.transport.close()
-                return response
-            await response.write_eof()
-            return response
+            return await relay_response(request, upstream)
     except aiohttp.ClientConnectionError as error:
         log.warning("runner %s unreachable for %s: %s", route.runner_id, sandbox_id, error)
         return error_response(502, f"The runner hosting sandbox {sandbox_id} is unreachable", "RUNNER_UNAVAILABLE",
