@@ -201,3 +201,47 @@ async def test_an_endpoint_that_keeps_failing_is_disabled_and_the_api_says_why(r
 
     delivery = await wait_for(ended, timeout=30, message="the pending delivery did not end with its endpoint")
     assert len(delivery["attempts"]) >= 3 and "disabled by the platform" in delivery["failure"]
+
+
+async def test_snapshot_and_volume_changes_are_delivered(hooks_stack: Stack, rest: Rest, receiver: Receiver) -> None:
+    """The snapshot and volume events of daytona-platform.md §16, from real REST calls to a verifying receiver."""
+    await subscribe(rest, receiver, "storage", eventTypes=["snapshot.created", "snapshot.state.updated",
+                                                           "snapshot.removed", "volume.created",
+                                                           "volume.state.updated"])
+    run = hooks_stack.config.container_labels["corral.test-run"]
+    status, volume = await rest.call("POST", f"{rest.api}/volumes", json={"name": f"hooks-{run}"})
+    assert status == 200, volume
+    status, snapshot = await rest.call("POST", f"{rest.api}/snapshots",
+                                       json={"name": f"hooks-{run}", "imageName": hooks_stack.sandbox_image})
+    assert status == 200, snapshot
+
+    async def settled(kind: str, resource: dict[str, Any], state: str) -> bool:
+        status, body = await rest.call("GET", f"{rest.api}/{kind}/{resource['id']}")
+        assert status == 200 and body["state"] not in ("error", "build_failed"), body
+        return bool(body["state"] == state)
+
+    await wait_for(lambda: settled("volumes", volume, "ready"), timeout=60, message="the volume never got ready")
+    await wait_for(lambda: settled("snapshots", snapshot, "active"), timeout=120, message="the snapshot never got active")
+    for kind, resource in (("snapshots", snapshot), ("volumes", volume)):
+        status, body = await rest.call("DELETE", f"{rest.api}/{kind}/{resource['id']}")
+        assert status in (200, 204), body
+
+    def events() -> dict[str, list[dict[str, Any]]]:
+        seen: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in receiver.at("storage"):
+            if r.payload["id"] in (snapshot["id"], volume["id"]):
+                seen[r.payload["event"]].append(r.payload)
+        return seen
+
+    def complete() -> bool:
+        seen = events()
+        return bool(seen["snapshot.removed"]) and any(p["newState"] == "deleted" for p in seen["volume.state.updated"])
+
+    await wait_for(complete, timeout=60, message=f"not every storage event arrived: {dict(events())}")
+    seen = events()
+    assert [p["name"] for p in seen["snapshot.created"]] == [snapshot["name"]]
+    assert [p["name"] for p in seen["volume.created"]] == [volume["name"]]
+    assert any(p["newState"] == "active" for p in seen["snapshot.state.updated"])
+    assert any(p["oldState"] != p["newState"] == "ready" for p in seen["volume.state.updated"])
+    removed = seen["snapshot.removed"][0]
+    assert removed["organizationId"] == snapshot["organizationId"] and removed["removedAt"]
