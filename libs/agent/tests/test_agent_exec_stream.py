@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -88,6 +89,25 @@ async def test_a_background_process_holding_stdout_does_not_hold_the_exit(agent:
     stream = await open_exec_stream(agent.socket_path, {"command": "sleep 30 & echo started"})
     out, _, status = await finish(stream)
     assert out == b"started\n" and status["exitCode"] == 0
+
+
+def _peer_done_sending(stream: ExecStream) -> bool:
+    """Blocks until the agent has shut its sending side (all its frames are then in our buffer)."""
+    sock = stream.stream.writer.get_extra_info("socket")
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLRDHUP)
+    return bool(poller.poll(DEADLINE_SECONDS * 1000))
+
+
+async def test_a_late_end_of_stdin_does_not_cost_the_exit(agent: RunningAgent) -> None:
+    """`ssh host true` sends its end of stdin while `true` is already gone: the agent has sent the exit and
+    is done; the late frame must not reset the connection before the client has read that exit."""
+    for _ in range(3):
+        stream = await open_exec_stream(agent.socket_path, {"argv": ["true"]})
+        assert await asyncio.to_thread(_peer_done_sending, stream), "the agent never finished sending"
+        await stream.close_stdin()
+        await stream.write_stdin(b"late bytes nobody reads")
+        assert await finish(stream) == (b"", b"", {"exitCode": 0, "signal": None})
 
 
 async def test_refusals_are_error_frames(agent: RunningAgent) -> None:

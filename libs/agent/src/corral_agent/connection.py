@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 from .framing import (
     HEADER_BYTES,
@@ -57,6 +58,20 @@ class Connection:
         """Send one encoded frame; OSError (socket.timeout included) if the client is gone or stuck."""
         self.sock.settimeout(timeout)
         self.sock.sendall(frame)
+
+    def linger(self, timeout: float) -> None:
+        """Half-close, then take (and drop) what the client still sends until it closes, at most `timeout`
+        seconds. A client still writing when we are done (its end of stdin racing a process that exits at
+        once) would otherwise get a reset that can cost it our last frames, the exit among them."""
+        deadline = time.monotonic() + timeout
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            while (left := deadline - time.monotonic()) > 0:
+                self.sock.settimeout(left)
+                if not self.sock.recv(65536):
+                    return
+        except OSError:  # socket.timeout included: the client did not close in time
+            pass
 
     def close(self) -> None:
         try:

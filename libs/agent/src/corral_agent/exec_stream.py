@@ -22,6 +22,8 @@ from .exec_request import _argv, _env, resolve_cwd
 from .pump import close_fds
 
 PROGRAMS = ("sftp-server",)
+LINGER_SECONDS = 5.0
+"""After the exit frame, how long the client may take to close its end (its late frames are dropped)."""
 
 
 def agent_root() -> str:
@@ -90,6 +92,7 @@ def exec_stream(message: dict, context, connection) -> None:  # type: ignore[no-
         connection.sock.setblocking(True)
         pump.flush_blocking()
         connection.sock.sendall(encoded_exit)
+        connection.linger(LINGER_SECONDS)
 
 
 HANDLERS: dict = {"exec_stream": exec_stream}
