@@ -35,7 +35,7 @@ def ensure_docker(home: Path, *, log: Log = print) -> str:
     DOCKER_HOST is honoured when set, else the default socket. When nothing answers and we are root
     on Debian/Ubuntu, `docker.io` is installed if `dockerd` is missing and `dockerd` is started
     detached (own session, output in `home/dockerd.log`, pidfile `home/dockerd.pid`), its data on an
-    XFS filesystem with project quotas so that sandbox disk sizes hold (`docker_storage`). That engine is
+    btrfs filesystem with quotas so that sandbox disk sizes hold (`docker_storage`). That engine is
     deliberately left running when the caller exits: it is shared machine infrastructure, like one
     started by the init system, and other tools and the next run use it. Concurrent callers
     serialise on a lock file in `home`; calling again is cheap and changes nothing.
