@@ -19,6 +19,7 @@ import sys
 
 from .errors import BAD_REQUEST, EXEC_FAILED, AgentError
 from .exec_request import _argv, _env, resolve_cwd
+from .process_groups import prefer_child_for_oom
 from .pump import close_fds
 
 PROGRAMS = ("sftp-server",)
@@ -80,6 +81,7 @@ def exec_stream(message: dict, context, connection) -> None:  # type: ignore[no-
         raise AgentError(BAD_REQUEST, "cannot start %s: %s" % (argv[0], error)) from None
     finally:
         close_fds(in_r, out_w, err_w)
+    prefer_child_for_oom(proc.pid)
     context.groups.add(proc.pid)
     pump = StreamPump(proc, in_w, out_r, err_r, connection.sock)
     try:

@@ -7,7 +7,7 @@ import subprocess
 
 from .errors import BAD_REQUEST, EXEC_FAILED, AgentError
 from .exec_request import ExecRequest
-from .process_groups import ProcessGroups, prefer_for_oom
+from .process_groups import ProcessGroups, prefer_child_for_oom
 from .pump import Pump, close_fds
 
 
@@ -51,7 +51,6 @@ def spawn(request: ExecRequest, shell: str | None) -> tuple[subprocess.Popen, in
             env=request.env,
             start_new_session=True,
             close_fds=True,
-            preexec_fn=prefer_for_oom,
         )
     except OSError as error:
         close_fds(out_r, in_w)
@@ -61,6 +60,7 @@ def spawn(request: ExecRequest, shell: str | None) -> tuple[subprocess.Popen, in
         raise AgentError(BAD_REQUEST, "cannot start %s: %s" % (argv[0], error)) from None
     finally:
         close_fds(out_w, in_r)
+    prefer_child_for_oom(proc.pid)
     if in_w is not None:
         os.set_blocking(in_w, False)
     return proc, out_r, in_w

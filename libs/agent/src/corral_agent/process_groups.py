@@ -11,6 +11,21 @@ CHILD_OOM_SCORE_ADJ = b"500"
 agent started before the agent itself (which keeps the default 0), so the sandbox stays reachable."""
 
 
+def prefer_child_for_oom(pid: int) -> None:
+    """The same from the parent, just after the child started: `preexec_fn` makes Python fork the whole
+    agent instead of vfork and run Python in the child, which cost 2.4 ms of a 3.6 ms exec. The child's
+    first instants run with the agent's score; should the sandbox run out of memory right then, the
+    kernel still picks the larger process of equal score, which is not the 12 MB agent."""
+    try:
+        fd = os.open("/proc/%d/oom_score_adj" % pid, os.O_WRONLY)
+        try:
+            os.write(fd, CHILD_OOM_SCORE_ADJ)
+        finally:
+            os.close(fd)
+    except OSError:  # already gone, or already higher
+        pass
+
+
 def prefer_for_oom() -> None:
     """Run in a child between fork and exec: only raw system calls, no imports, no locks. Raising
     one's own score needs no privilege; should it be higher already, it is left alone."""
