@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from corral_stack.stack import Stack
+from corral_testing.waiting import wait_until
 
 TIMEOUT = 120
 
@@ -87,15 +88,8 @@ def _split(token: str, host: str, args: tuple[str, ...]) -> list[str]:
 
 
 def poll_until(predicate, timeout: float = 60.0, message: str = "condition not met"):  # type: ignore[no-untyped-def]
-    """Synchronous tests' deadline-bounded wait (the async ones use corral_testing.waiting.wait_for)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{message} (within {timeout}s)")
-        time.sleep(0.1)
+    """The shared synchronous wait, with this module's defaults."""
+    return wait_until(predicate, timeout=timeout, interval=0.1, message=message)
 
 
 class Terminal:

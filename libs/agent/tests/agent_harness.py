@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from corral_agent.client import call
 from corral_agent.framing import encode_frame
-from corral_testing.waiting import wait_for
+from corral_testing.waiting import wait_for, wait_until as wait_sync
 
 SOURCE_AGENT = (sys.executable, "-m", "corral_agent")
 DEADLINE_SECONDS = 20.0
@@ -45,15 +44,8 @@ def available_pythons() -> dict[str, str]:
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = DEADLINE_SECONDS, what: str = "condition"):
-    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.005)
+    """The repository's shared synchronous wait, with this harness's defaults."""
+    return wait_sync(predicate, timeout=timeout, interval=0.005, message=f"timed out waiting for {what}")
 
 
 @dataclass

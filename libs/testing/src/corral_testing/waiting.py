@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,3 +30,15 @@ async def wait_for(
         if loop.time() >= deadline:
             raise AssertionError(f"{message or 'condition not met'} (within {timeout}s; last value {value!r})")
         await asyncio.sleep(interval)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, message: str = "") -> Any:
+    """`wait_for` for synchronous tests: poll `predicate` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{message or 'condition not met'} (within {timeout}s; last value {value!r})")
+        time.sleep(interval)
