@@ -10,18 +10,16 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
+from api_harness import running_api
 
-from corral_api.bootstrap import Api, build
+from corral_api.bootstrap import Api
 from corral_api.domain import ssh_access as domain
-from corral_api.settings import Settings
 from corral_contracts import codecs
 from corral_contracts import runner as rc
 from corral_contracts import ssh
-from corral_contracts.codecs import RecordedEvent
 from corral_contracts.envelope import EventEnvelope
-from corral_contracts.subjects import RUNNERS_BUCKET, SSH_LOGIN, SSH_SESSION_CHECK, SSH_SESSION_ENDED, SSH_WAKE, event_subject
-from corral_eventstore import EventLog
+from corral_contracts.subjects import SSH_LOGIN, SSH_SESSION_CHECK, SSH_SESSION_ENDED, SSH_WAKE, event_subject
 from corral_messaging import MemoryBus
 from corral_testing.waiting import wait_for
 
@@ -31,18 +29,9 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 @pytest.fixture
 async def api() -> AsyncIterator[tuple[TestClient, MemoryBus, Api]]:
-    bus = MemoryBus()
-    settings = Settings(home="/nonexistent", database_url="memory://", nats_url="memory://", admin_api_key=KEY,
-                        create_wait=0.2, ssh_host="ssh.example.test", ssh_port=2299, ssh_sweep_interval=3600)
-    api = build(settings, bus=bus, event_log=EventLog(RecordedEvent, "memory://"))
-    await bus.connect()
-    await bus.ensure_streams()
-    beat = rc.RunnerHeartbeat(runner_id="r1", toolbox_url="http://runner", started_at="now")
-    await bus.kv_put(RUNNERS_BUCKET, "r1", codecs.encode(beat))
-    client = TestClient(TestServer(api.app))
-    await client.start_server()
-    yield client, bus, api
-    await client.close()
+    async with running_api(admin_api_key=KEY, create_wait=0.2, ssh_host="ssh.example.test", ssh_port=2299,
+                           ssh_sweep_interval=3600) as harness:
+        yield harness.client, harness.bus, harness.api
 
 
 async def report(bus: MemoryBus, fact: rc.RunnerFact) -> None:
