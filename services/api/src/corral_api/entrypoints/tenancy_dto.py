@@ -108,14 +108,7 @@ class OrganizationDto(msgspec.Struct, rename="camel", kw_only=True, omit_default
     usage: UsageDto
 
 
-class OrganizationCreatedDto(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=False):
-    id: str
-    name: str
-    created_at: str
-    suspended: bool
-    suspension_reason: str | None
-    quota: QuotaDto
-    usage: UsageDto
+class OrganizationCreatedDto(OrganizationDto, kw_only=True):
     api_key: ApiKeyCreatedDto
     """The organization's first key (every permission), shown this once."""
 
