@@ -12,14 +12,13 @@ import docker
 import pytest
 
 from corral_images import LoadFailed, load_stream, save_stream
-from corral_stack.docker_engine import ensure_docker
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[docker.DockerClient]:
-    found = docker.DockerClient(base_url=ensure_docker(tmp_path_factory.mktemp("engine-home")))
+def client(docker_url: str) -> Iterator[docker.DockerClient]:
+    found = docker.DockerClient(base_url=docker_url)
     yield found
     found.close()
 

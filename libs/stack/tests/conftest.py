@@ -1,4 +1,5 @@
-"""Fixtures for the launcher's integration tests: the Docker engine and per-test container labels."""
+"""Fixtures for the launcher's integration tests: a client of the session's Docker engine (`docker_url`, from
+the repository plugin) and per-test container labels."""
 
 from __future__ import annotations
 
@@ -7,13 +8,6 @@ from collections.abc import Iterator
 
 import docker
 import pytest
-
-from corral_stack.docker_engine import ensure_docker
-
-
-@pytest.fixture(scope="session")
-def docker_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return ensure_docker(tmp_path_factory.mktemp("corral-home"))
 
 
 @pytest.fixture(scope="session")

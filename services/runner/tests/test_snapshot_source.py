@@ -25,10 +25,10 @@ TOKEN = "test-token"
 
 
 @pytest.fixture
-async def manager_url() -> AsyncIterator[tuple[str, str]]:
+async def manager_url(docker_url: str) -> AsyncIterator[tuple[str, str]]:
     """A tiny labelled image, and the snapshot manager's HTTP front serving this engine's images."""
     run = os.urandom(4).hex()
-    client = docker.from_env()
+    client = docker.DockerClient(base_url=docker_url)
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w") as archive:
         payload = f"snapshot {run}\n".encode()

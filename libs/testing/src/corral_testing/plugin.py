@@ -6,3 +6,4 @@ Each shared fixture module is imported here; keep one import line per module.
 from corral_testing.nats import nats_server  # noqa: F401
 from corral_testing.stack import stack  # noqa: F401
 from corral_testing.hangs import pytest_runtest_call  # noqa: F401
+from corral_testing.docker_engine import docker_url  # noqa: F401
