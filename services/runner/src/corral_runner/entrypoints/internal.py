@@ -106,21 +106,16 @@ async def _relay(ws: web.WebSocketResponse, stream: ExecStream) -> None:
 
 
 async def _from_client(ws: web.WebSocketResponse, stream: ExecStream) -> None:
-    """Relay the client's frames until it goes away. A frame the agent can no longer take is dropped: how
-    the exchange ends is for `_to_client` to tell (the exit frame, or the agent lost)."""
     while True:
         message = await ws.receive()
         if message.type == WSMsgType.BINARY and message.data:
             channel, payload = message.data[0], message.data[1:]
-            try:
-                if channel == MUX_STDIN:
-                    await stream.write_stdin(payload)
-                elif channel == MUX_EOF:
-                    await stream.close_stdin()
-                elif channel == MUX_SIGNAL:
-                    await stream.signal(payload.decode("ascii", "replace"))
-            except OSError:  # ConnectionError included
-                continue
+            if channel == MUX_STDIN:
+                await stream.write_stdin(payload)
+            elif channel == MUX_EOF:
+                await stream.close_stdin()
+            elif channel == MUX_SIGNAL:
+                await stream.signal(payload.decode("ascii", "replace"))
         elif message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
             return
 
