@@ -18,6 +18,7 @@ class LogTail:
         self._step = step
         self._poll_interval = poll_interval
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     def notify(self) -> None:
@@ -25,20 +26,22 @@ class LogTail:
         self._wake.set()
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        """Cancel the loop and wait for it. It is also told to stop, because Python 3.11's `wait_for` can drop
+        the cancellation (see `corral_web.asyncio_compat`); the loop then ends at its next wait."""
+        task, self._task = self._task, None
+        if task:
+            self._stopping = True
+            self._wake.set()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)  # the caller's own cancellation still raises
 
     async def _run(self) -> None:
         backoff = 0.2
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 while await self._step():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 import urllib.request
@@ -183,6 +184,11 @@ class Stack:
         service = self._service(name, module, **env)
         self.services[name] = service
         return service.start()
+
+    def dump_stacks(self) -> None:
+        """Ask every running service to write its threads and asyncio tasks to its log (SIGUSR1)."""
+        for service in self.services.values():
+            service.signal(signal.SIGUSR1)
 
     def stop(self) -> None:
         runners = [n for n in self.services if n.startswith("runner")]

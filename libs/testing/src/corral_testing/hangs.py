@@ -15,6 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from corral_observability.stack_dumps import format_tasks
+
 MARGIN = 10.0
 """Seconds before the timeout at which the tasks are printed."""
 
@@ -30,26 +32,7 @@ def _timeout_of(item: pytest.Item) -> float:
 
 
 def _dump_tasks(loop: asyncio.AbstractEventLoop) -> None:
-    out = sys.stdout
-    tasks = asyncio.all_tasks(loop)
-    print(f"\n~~~~~~~~ {len(tasks)} asyncio tasks pending near the timeout ~~~~~~~~", file=out)
-    for task in tasks:
-        print(f"-- {task.get_name()}:", file=out)
-        for line in _await_chain(task.get_coro()):
-            print(f"     {line}", file=out)
-
-
-def _await_chain(coro: object) -> Iterator[str]:
-    """Where a coroutine waits, following `await` into the coroutines (and async generators) it awaits."""
-    depth = 0
-    while coro is not None and depth < 40:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is None:
-            yield f"awaiting {coro!r}"[:300]
-            return
-        yield f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None) or getattr(coro, "gi_yieldfrom", None)
-        depth += 1
+    print("\n" + format_tasks(loop, "pending near the timeout"), file=sys.stdout)
 
 
 def _report_pending_tasks() -> None:

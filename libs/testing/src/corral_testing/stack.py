@@ -99,9 +99,13 @@ def running_stack(**config: Any) -> Iterator[Stack]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def logs_root() -> Path:
+    return Path(os.environ.get("CORRAL_TEST_LOGS", "/tmp/corral-test-logs"))
+
+
 def keep_logs(stack: Stack, run: str) -> None:
     """The services' logs outlive the stack's home, for reading after a failed run."""
-    target = Path(os.environ.get("CORRAL_TEST_LOGS", "/tmp/corral-test-logs")) / run
+    target = logs_root() / run
     shutil.copytree(stack.home / "logs", target, dirs_exist_ok=True)
 
 
@@ -109,3 +113,18 @@ def keep_logs(stack: Stack, run: str) -> None:
 def stack() -> Iterator[Stack]:
     with running_stack() as started:
         yield started
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that used a stack has its services write their stacks to their logs, which
+    `keep_logs` keeps: a hang seen once in CI says where each service was."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed or call.when != "call":
+        return
+    for value in getattr(item, "funcargs", {}).values():
+        if isinstance(value, Stack):
+            value.dump_stacks()
+            run = value.config.container_labels.get(TEST_RUN_LABEL, "?")
+            report.sections.append(("corral", f"the services' stacks are in their logs, kept in {logs_root() / run}"))

@@ -34,6 +34,7 @@ class BuildLog:
         self._size = 0
         self._seq = 0
         self._wake = asyncio.Event()
+        self._closing = False
         self._task = asyncio.create_task(self._pump())
 
     def line(self, text: str) -> None:
@@ -61,17 +62,21 @@ class BuildLog:
             log.warning("build log of %s: %s", self._snapshot_id, error)
 
     async def _pump(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 await asyncio.wait_for(self._wake.wait(), FLUSH_EVERY)
             except TimeoutError:
                 pass
             self._wake.clear()
-            await self._flush()
+            if not self._closing:
+                await self._flush()
 
     async def close(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        """Send what is left as the last chunk once the pump has finished its current one. The pump is asked to
+        stop, not cancelled: a cancelled pump would lose the chunk it was sending."""
+        self._closing = True
+        self._wake.set()
+        await self._task
         await self._flush(end=True)
 
 
@@ -92,6 +97,8 @@ class Builder:
         started = time.monotonic()
         state = "pulling" if command.source == "image" else "building"
         await self._fact(cause, sm.ImageBuildStarted(snapshot_id=command.snapshot_id, state=state))
+        log.info("snapshot %s (attempt %d): making %s from %s", command.snapshot_id, command.attempt, command.ref,
+                 command.source)
         out = BuildLog(command.snapshot_id, command.attempt, self._write_log)
         labels = {"corral.snapshot": command.snapshot_id}
         try:
@@ -107,11 +114,13 @@ class Builder:
                 await self._images.push(command.ref, target)
         except BuildError as error:
             reason = str(error)
+            log.info("snapshot %s: failed after %.1fs: %s", command.snapshot_id, time.monotonic() - started, reason)
             out.say(f"FAILED: {reason}")
             await out.close()
             await self._fact(cause, sm.ImageBuildFailed(snapshot_id=command.snapshot_id, reason=reason,
                                                         state="error" if command.source == "image" else "build_failed"))
             return
+        log.info("snapshot %s: ready after %.1fs", command.snapshot_id, time.monotonic() - started)
         out.say(f"snapshot image {command.ref} ready ({info['size'] / 1e6:.0f} MB, python {python}) "
                 f"in {time.monotonic() - started:.1f}s")
         await out.close()
@@ -132,6 +141,7 @@ class Builder:
             dockerfile = command.dockerfile
         else:
             raise BuildError(f"a {command.source} snapshot is not built by the snapshot manager")
+        log.info("building %s", command.ref)
         await self._images.build(dockerfile, command.ref, labels, out.line, self._timeout)
 
     async def _need(self, image: str, out: BuildLog) -> None:
@@ -147,10 +157,12 @@ class Builder:
             raise BuildError(f"{recipes.missing_base_reason(image, self._registry)}: {error}") from None
 
     async def _ensure_python(self, ref: str, labels: dict[str, str], out: BuildLog) -> str:
+        log.info("probing python3 in %s", ref)
         version, problem = recipes.python_verdict(*await self._images.probe(ref, recipes.PYTHON_PROBE))
         if problem is None:
             return version
         out.say(f"{problem}; adding python3 to the image")
+        log.info("%s: %s; adding python3", ref, problem)
         user = (await self._images.inspect(ref))["user"]
         try:
             await self._images.build(recipes.add_python_dockerfile(ref, user), ref, labels, out.line, self._timeout)
