@@ -3,6 +3,7 @@ image, and an archive the engine refuses is a LoadFailed, not a hang."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import tarfile
@@ -61,3 +62,22 @@ async def test_an_archive_the_engine_refuses_is_a_load_failure(client: docker.Do
 
     with pytest.raises((LoadFailed, docker.errors.APIError)):
         await load_stream(client, garbage())
+
+
+async def test_a_source_that_breaks_off_fails_the_load_instead_of_hanging(client: docker.DockerClient,
+                                                                         image: str) -> None:
+    """The sender went away mid-image (a runner restarted during a ship): the load ends with its error and no
+    thread is left waiting for the rest."""
+    chunks = [chunk async for chunk in save_stream(client, image)]
+    client.images.remove(image, force=True)
+
+    async def broken_off() -> AsyncIterator[bytes]:
+        yield chunks[0]
+        raise ConnectionResetError("the sender went away")
+
+    async with asyncio.timeout(60) as guard:
+        with pytest.raises(ConnectionResetError):
+            await load_stream(client, broken_off())
+    assert not guard.expired(), "the load waited for the rest of the stream"
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get(image)

@@ -13,6 +13,7 @@ import docker
 
 CHUNK = 1024 * 1024
 _END = object()
+_ABORT = object()
 
 
 class LoadFailed(Exception):
@@ -30,6 +31,8 @@ async def load_stream(client: docker.DockerClient, chunks: AsyncIterator[bytes])
             item = pipe.get()
             if item is _END:
                 return
+            if item is _ABORT:
+                raise LoadFailed("the image stream broke off")
             yield item
 
     def load() -> None:
@@ -40,7 +43,20 @@ async def load_stream(client: docker.DockerClient, chunks: AsyncIterator[bytes])
         finally:
             done.set()
 
+    def last(item: object) -> None:
+        """Make the loader's next read `item`, whatever it has not read yet (it is dropped)."""
+        while True:
+            try:
+                pipe.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    pipe.get_nowait()
+                except queue.Empty:
+                    pass
+
     worker = asyncio.ensure_future(asyncio.to_thread(load))
+    ending: object = _ABORT  # unless the source ends well, the loader is told the stream broke off
     try:
         async for chunk in chunks:
             while not done.is_set():
@@ -51,14 +67,18 @@ async def load_stream(client: docker.DockerClient, chunks: AsyncIterator[bytes])
                     await asyncio.sleep(0.005)
             if done.is_set():
                 break
-        while not done.is_set():
+        else:
+            ending = _END
+        while ending is _END and not done.is_set():
             try:
                 pipe.put_nowait(_END)
                 break
             except queue.Full:
                 await asyncio.sleep(0.005)
     finally:
-        await asyncio.gather(worker, return_exceptions=True)
+        if ending is _ABORT and not done.is_set():
+            last(_ABORT)
+        await asyncio.shield(asyncio.gather(worker, return_exceptions=True))
     await worker
 
 
