@@ -75,6 +75,18 @@ class OpenSsh:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def end(client: subprocess.Popen[bytes], grace: float = 10.0) -> bytes:
+    """Stop a client from `OpenSsh.popen` and return what it wrote to stderr. SIGTERM first; SIGKILL if it has
+    not exited after `grace` seconds (ssh sends its disconnect before it exits, and a process that started
+    with SIGTERM ignored keeps ignoring it)."""
+    client.terminate()
+    try:
+        return client.communicate(timeout=grace)[1]
+    except subprocess.TimeoutExpired:
+        client.kill()
+        return client.communicate(timeout=30)[1]
+
+
 def _split(token: str, host: str, args: tuple[str, ...]) -> list[str]:
     """Options first, then `token@host`, then the remote command."""
     options = []

@@ -21,7 +21,7 @@ from corral_testing.openssh import ensure_openssh
 from corral_testing.stack import log_tail
 
 from .conftest import config
-from .ssh_tools import OpenSsh, poll_until
+from .ssh_tools import OpenSsh, end, poll_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -315,8 +315,7 @@ def test_local_port_forwarding_reaches_a_server_in_the_sandbox(client: OpenSsh, 
             refused.settimeout(30)
             assert refused.recv(1) == b""  # the gateway refused the channel: the local connection closes
     finally:
-        forward.terminate()
-        _, stderr = forward.communicate(timeout=30)
+        stderr = end(forward)
     assert b"administratively prohibited" in stderr and b"only the sandbox's own ports" in stderr, stderr
     remote = subprocess.run(["ssh", *client.options(), "-p", str(client.port), "-N", "-o", "ExitOnForwardFailure=yes",
                              "-R", "0:localhost:22", f"{token}@{client.host}"], capture_output=True, timeout=60,

@@ -17,7 +17,7 @@ from corral_testing.stack import running_stack
 from corral_testing.waiting import wait_for
 
 from .conftest import Rest
-from .ssh_tools import OpenSsh
+from .ssh_tools import OpenSsh, end
 from .test_lifecycle import FAST, events_of, sweeps
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
@@ -88,8 +88,7 @@ async def test_an_open_session_is_activity_for_auto_stop(rest: Rest, client: Ope
             await wait_for(lambda: _sweeps_at_least(rest, start + 12), timeout=60, message="no sweeps")
             assert (await rest.get(sid))[1]["state"] == "started", "auto-stopped during an open SSH session"
         finally:
-            idle.terminate()
-            idle.wait(30)
+            end(idle)
         stopped = await rest.wait_state(sid, "stopped", timeout=60)
         assert stopped["desiredState"] == "stopped"
         stop = [e for e in await events_of(rest, sid) if e["type"] == "SandboxStopRequested"][-1]
