@@ -16,26 +16,23 @@ def prefer_child_for_oom(pid: int) -> None:
     agent instead of vfork and run Python in the child, which cost 2.4 ms of a 3.6 ms exec. The child's
     first instants run with the agent's score; should the sandbox run out of memory right then, the
     kernel still picks the larger process of equal score, which is not the 12 MB agent."""
-    try:
-        fd = os.open("/proc/%d/oom_score_adj" % pid, os.O_WRONLY)
-        try:
-            os.write(fd, CHILD_OOM_SCORE_ADJ)
-        finally:
-            os.close(fd)
-    except OSError:  # already gone, or already higher
-        pass
+    _raise_oom_score("/proc/%d/oom_score_adj" % pid)
 
 
 def prefer_for_oom() -> None:
     """Run in a child between fork and exec: only raw system calls, no imports, no locks. Raising
     one's own score needs no privilege; should it be higher already, it is left alone."""
+    _raise_oom_score("/proc/self/oom_score_adj")
+
+
+def _raise_oom_score(path: str) -> None:
     try:
-        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        fd = os.open(path, os.O_WRONLY)
         try:
             os.write(fd, CHILD_OOM_SCORE_ADJ)
         finally:
             os.close(fd)
-    except OSError:
+    except OSError:  # the process is already gone, or its score is already higher
         pass
 
 
