@@ -55,29 +55,27 @@ async def load_stream(client: docker.DockerClient, chunks: AsyncIterator[bytes])
                 except queue.Empty:
                     pass
 
-    worker = asyncio.ensure_future(asyncio.to_thread(load))
-    ending: object = _ABORT  # unless the source ends well, the loader is told the stream broke off
-    try:
-        async for chunk in chunks:
-            while not done.is_set():
-                try:
-                    pipe.put_nowait(chunk)
-                    break
-                except queue.Full:
-                    await asyncio.sleep(0.005)
-            if done.is_set():
-                break
-        else:
-            ending = _END
-        while ending is _END and not done.is_set():
+    async def put(item: object) -> None:
+        """Queue `item` for the loader, waiting while the queue is full; nothing once the loader has ended."""
+        while not done.is_set():
             try:
-                pipe.put_nowait(_END)
-                break
+                pipe.put_nowait(item)
+                return
             except queue.Full:
                 await asyncio.sleep(0.005)
+
+    worker = asyncio.ensure_future(asyncio.to_thread(load))
+    try:
+        async for chunk in chunks:
+            if done.is_set():
+                break  # the loader ended early (the engine refused the archive): its error says why
+            await put(chunk)
+        await put(_END)
+    except BaseException:
+        if not done.is_set():
+            last(_ABORT)  # the source broke off: the loader is told, and the load fails
+        raise
     finally:
-        if ending is _ABORT and not done.is_set():
-            last(_ABORT)
         await asyncio.shield(asyncio.gather(worker, return_exceptions=True))
     await worker
 
